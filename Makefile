@@ -1,0 +1,35 @@
+# mimbench: `make bench` runs the benchmark on the embedded default, `make test` runs the tests.
+# Both create .venv, install the project into it and make sure Fashion-MNIST is there first.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+# The torch build this machine serves from its disk; override on other machines, e.g. TORCH_SPEC="torch torchvision".
+TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
+FMNIST := /usr/share/datasets/fashion-mnist
+
+.PHONY: setup data bench test clean
+setup: $(VENV)/.installed data
+
+$(VENV)/.installed: setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip setuptools wheel
+	$(PY) -m pip install $(TORCH_SPEC)
+	$(PY) -m pip install -e '.[dev]'
+	touch $@
+
+# Debian's dataset-fashion-mnist when we are root; otherwise torchvision downloads it into the cache.
+data: $(VENV)/.installed
+	@if [ -f $(FMNIST)/t10k-images-idx3-ubyte.gz ]; then echo "Fashion-MNIST: $(FMNIST)"; \
+	elif [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
+	  apt-get install -y dataset-fashion-mnist || (apt-get update && apt-get install -y dataset-fashion-mnist); \
+	else $(PY) -c "from zoo.data import load_dataset as l; l('fashion_mnist','train'); l('fashion_mnist','test')"; fi
+
+bench: setup
+	$(PY) run_bench.py
+
+test: setup
+	$(PY) -m pytest
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -1,0 +1,1 @@
+"""mimbench benchmark: suites of attacks on MIM reconstructions and downstream classifiers, and their reports."""

@@ -1,0 +1,1 @@
+"""Attacks: downstream (torchattacks, AutoAttack), reconstruction (MIM-loss attacks), threat-model checks."""

@@ -1,0 +1,207 @@
+"""`python run_bench.py` / `mimbench`: run a suite on a model and update the leaderboards.
+
+Exit codes: 0 done; 2 bad arguments or missing inputs (one line, nothing written); 1 a failure inside.
+"""
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+DEFAULT_MODEL = "mae_vit_t_fmnist"
+DEFAULT_N_EXAMPLES = 1000
+
+
+class UsageError(Exception):
+    """A mistake of the user's: reported in one line with exit code 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="run_bench.py",
+        description="mimbench: adversarial robustness of masked image models (reconstruction and downstream).",
+        epilog="Examples:\n  python run_bench.py                       # embedded default, pgd suite\n"
+               "  python run_bench.py --model mae_vit_b --suite pgd --data-dir /data/imagenet/val\n"
+               "  python run_bench.py --list-models\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default=DEFAULT_MODEL,
+                   help=f"registry name or a folder written by the trainer (default {DEFAULT_MODEL})")
+    p.add_argument("--suite", default=None, help="attack suite (default pgd; see --list-suites)")
+    p.add_argument("--dataset", default=None, help="evaluation dataset (default: the model card's dataset)")
+    p.add_argument("--data-dir", default=None, help="where the dataset lives (when not in its default place)")
+    p.add_argument("--checkpoint", default=None, help="MIM checkpoint file to use instead of the card's")
+    p.add_argument("--classifier-checkpoint", default=None, help="classifier checkpoint file to use")
+    p.add_argument("--n-examples", type=int, default=None,
+                   help=f"evaluate the first N samples of the evaluation set (default {DEFAULT_N_EXAMPLES})")
+    p.add_argument("--batch-size", type=int, default=100, help="samples per batch (default 100)")
+    p.add_argument("--target", choices=("both", "reconstruction", "downstream"), default="both")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda[:i] (default auto)")
+    p.add_argument("--seed", type=int, default=0, help="seed of masks and random starts (default 0)")
+    p.add_argument("--out", default="leaderboards", help="leaderboard folder (default leaderboards/)")
+    p.add_argument("--name", default=None, help="label of the model in the tables (default: its name)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--list-models", action="store_true", help="list the model zoo and whether files are present")
+    p.add_argument("--list-suites", action="store_true", help="print every suite's attack matrix")
+    return p
+
+
+def _list_models() -> str:
+    from zoo.checkpoints import checkpoint_cache
+    from zoo.registry import get_card, list_models
+    lines = [f"{'name':<34} {'family':<7} {'dataset':<14} files"]
+    for name in list_models():
+        card = get_card(name)
+        parts = []
+        for role, sources in (("mim", card.mim_sources), ("classifier", card.classifier_sources)):
+            if not sources:
+                continue
+            if card.local_dir:
+                present = (Path(card.local_dir) / sources[0].filename).is_file()
+                where = f"zoo/weights/{Path(card.local_dir).name}/{sources[0].filename}"
+            else:
+                found = [s for s in sources if (checkpoint_cache() / s.filename).is_file()]
+                present = bool(found)
+                where = (found or sources)[0].url or (found or sources)[0].page or (found or sources)[0].filename
+            parts.append(f"{role}: {'present' if present else 'missing'} ({where})")
+        lines.append(f"{name:<34} {card.family:<7} {card.dataset:<14} " + "; ".join(parts))
+    lines.append(f"\ncache: {checkpoint_cache()} (set MIMBENCH_HOME to move it)")
+    return "\n".join(lines)
+
+
+def _list_suites() -> str:
+    from .suites import LINF_EPS, describe, get_suite, list_suites
+    blocks = []
+    for name in list_suites():
+        suite = get_suite(name)
+        text = describe(suite, "fashion_mnist")
+        for ds in sorted(LINF_EPS):
+            if ds != "fashion_mnist":
+                text += "\n" + "\n".join(describe(suite, ds).splitlines()[1:])
+        blocks.append(text)
+    return "\n\n".join(blocks)
+
+
+def _device(name: str):
+    import torch
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UsageError("--device cuda: no CUDA device is available")
+    if name != "cpu" and not name.startswith("cuda"):
+        raise UsageError(f"--device {name}: expected auto, cpu or cuda[:i]")
+    return torch.device(name)
+
+
+def _model_label(args, bundle) -> str:
+    if args.name:
+        return args.name
+    if Path(args.model).is_dir():
+        from zoo.registry import _REGISTRY
+        shipped = _REGISTRY.get(bundle.card.name)
+        if shipped is None or Path(shipped.local_dir or "").resolve() != Path(args.model).resolve():
+            return Path(args.model).resolve().name
+    return bundle.card.name
+
+
+def _versions() -> dict[str, str]:
+    import piq
+    import timm
+    import torch
+    import torchattacks
+    import zoo
+    return {"mimbench": zoo.__version__, "torch": torch.__version__, "timm": timm.__version__,
+            "torchattacks": torchattacks.__version__, "piq": piq.__version__, "python": platform.python_version()}
+
+
+def run(args: argparse.Namespace) -> int:
+    from zoo import CheckpointError, load_model
+    from zoo.data import DatasetError, load_dataset
+
+    from . import metrics
+    from .report import run_summary, write_reports
+    from .results import write_entry
+    from .runner import Runner
+    from .suites import DEFAULT_SUITE, get_suite
+
+    if args.n_examples is not None and args.n_examples < 1:
+        raise UsageError(f"--n-examples must be a positive number, got {args.n_examples}")
+    if args.batch_size < 1:
+        raise UsageError(f"--batch-size must be positive, got {args.batch_size}")
+    try:
+        suite = get_suite(args.suite or DEFAULT_SUITE)
+    except KeyError as exc:
+        raise UsageError(exc.args[0]) from None
+    device = _device(args.device)
+    try:
+        bundle = load_model(args.model, checkpoint=args.checkpoint, classifier_checkpoint=args.classifier_checkpoint)
+    except KeyError as exc:
+        raise UsageError(exc.args[0]) from None
+    except CheckpointError as exc:
+        raise UsageError(str(exc)) from None
+    dataset_name = args.dataset or bundle.card.dataset
+    try:
+        cells = suite.cells(dataset_name, args.target)
+    except KeyError as exc:
+        raise UsageError(exc.args[0]) from None
+    for role, target in (("mim", "reconstruction"), ("classifier", "downstream")):
+        if args.target in ("both", target) and getattr(bundle, role) is None:
+            hint = f" (or run with --target {'downstream' if role == 'mim' else 'reconstruction'})"
+            raise UsageError(bundle.missing.get(role, f"no {role} model") + hint)
+    try:
+        data = load_dataset(dataset_name, "test", data_dir=args.data_dir)
+    except DatasetError as exc:
+        raise UsageError(str(exc)) from None
+    n = args.n_examples if args.n_examples is not None else min(DEFAULT_N_EXAMPLES, len(data))
+    if n > len(data):
+        raise UsageError(f"--n-examples {n}: {dataset_name} has only {len(data)} evaluation samples")
+    data = data.subset(n)
+    label = _model_label(args, bundle)
+    bundle.to(device)
+    lpips = metrics.load_lpips(device) if args.target != "downstream" else None
+    runner = Runner(bundle, data, suite, cells, model_name=label, batch_size=args.batch_size, seed=args.seed,
+                    device=device, lpips=lpips, progress=not args.no_progress)
+    result = runner.run()
+
+    settings = {"n": result.n, "seed": args.seed, "batch_size": args.batch_size, "target": args.target,
+                "device": str(device), "dataset": dataset_name, "data_source": data.source}
+    run_record: dict[str, Any] = {
+        "suite": suite.name, "settings": settings, "cells": result.cells, "complete": True,
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "seconds": round(result.seconds, 1),
+        "versions": _versions(), "unavailable": result.unavailable,
+        "reconstruction": result.reconstruction, "downstream": result.downstream,
+    }
+    base = {"card": bundle.card.to_dict(), "checkpoints": {k: {"file": Path(v["path"]).name, "sha256": v["sha256"]}
+                                                           for k, v in bundle.files.items()}}
+    out = Path(args.out)
+    entry = write_entry(out, dataset_name, label, base, suite.name, run_record)
+    paths = write_reports(out, dataset_name)
+    print(run_summary(result.reconstruction, result.downstream))
+    for k, v in result.unavailable.items():
+        print(f"note: {k} unavailable: {v}")
+    print(f"\nwrote {entry} and {', '.join(str(p) for p in paths.values())}")
+    return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.list_models:
+            print(_list_models())
+            return 0
+        if args.list_suites:
+            print(_list_suites())
+            return 0
+        return run(args)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

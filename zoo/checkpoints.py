@@ -1,0 +1,179 @@
+"""Checkpoint files: read safely (weights_only / safetensors), map keys strictly, write fp16 safetensors.
+
+Official files (`{'model': state_dict}`), bare state dicts and safetensors all load through
+`load_checkpoint`; any key that is missing or foreign raises `CheckpointError` listing them.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Callable, Iterable, Mapping, Optional, Union
+
+import torch
+import torch.nn as nn
+
+PathLike = Union[str, os.PathLike]
+
+# Buffers that a model derives from its architecture; a file may carry them or not.
+DERIVED_KEY_SUFFIXES = ("relative_position_index",)
+_WRAPPER_KEYS = ("model", "state_dict", "module", "model_state")
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint file that cannot be used as it is: unreadable, unsafe, or not matching the model."""
+
+
+def sha256sum(path: PathLike, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def read_state_dict(path: PathLike) -> dict[str, torch.Tensor]:
+    """Tensors of a checkpoint file, never executing code: safetensors, or torch.load(weights_only=True)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    if path.suffix == ".safetensors":
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+        try:
+            return dict(load_file(str(path)))
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise CheckpointError(f"{path}: unreadable safetensors file ({exc})") from None
+    try:
+        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unsafe pickle"
+        raise CheckpointError(f"{path}: refused, the file holds objects other than tensors "
+                              f"(weights_only load failed: {first[:160]})") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise CheckpointError(f"{path}: unreadable or truncated checkpoint ({str(exc).splitlines()[0][:160]})") from None
+    return _unwrap(obj, path)
+
+
+def _unwrap(obj, path: Path) -> dict[str, torch.Tensor]:
+    if isinstance(obj, Mapping):
+        for key in _WRAPPER_KEYS:
+            if key in obj and isinstance(obj[key], Mapping):
+                return _unwrap(obj[key], path)
+        tensors = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+        if tensors and len(tensors) == len(obj):
+            return dict(tensors)
+    raise CheckpointError(f"{path}: no state dict found (expected tensors, or a dict with one of "
+                          f"{', '.join(_WRAPPER_KEYS)})")
+
+
+def _is_derived(key: str) -> bool:
+    return key.endswith(DERIVED_KEY_SUFFIXES)
+
+
+def _fmt(keys: Iterable[str], limit: int = 12) -> str:
+    keys = sorted(keys)
+    more = f" ... (+{len(keys) - limit} more)" if len(keys) > limit else ""
+    return ", ".join(keys[:limit]) + more
+
+
+def apply_state_dict(model: nn.Module, state: Mapping[str, torch.Tensor], source: str = "checkpoint",
+                     hint: Optional[Callable[[set, set], Optional[str]]] = None) -> None:
+    """Load `state` into `model` strictly: every key present, none foreign, every shape equal."""
+    expected = model.state_dict()
+    missing = {k for k in expected if k not in state and not _is_derived(k)}
+    foreign = {k for k in state if k not in expected and not _is_derived(k)}
+    if missing or foreign:
+        parts = []
+        if missing:
+            parts.append(f"missing {len(missing)} key(s): {_fmt(missing)}")
+        if foreign:
+            parts.append(f"foreign {len(foreign)} key(s): {_fmt(foreign)}")
+        extra = hint(missing, foreign) if hint else None
+        raise CheckpointError(f"{source} does not match the {type(model).__name__}: " + "; ".join(parts)
+                              + (f". {extra}" if extra else ""))
+    wrong = [f"{k} {tuple(state[k].shape)} != {tuple(v.shape)}" for k, v in expected.items()
+             if k in state and tuple(state[k].shape) != tuple(v.shape) and not _is_derived(k)]
+    if wrong:
+        raise CheckpointError(f"{source}: shape mismatch for {len(wrong)} key(s): {'; '.join(wrong[:6])}")
+    to_load = {k: state[k].to(expected[k].dtype) for k in expected if k in state and not _is_derived(k)}
+    model.load_state_dict(to_load, strict=False)
+
+
+def load_checkpoint(model: nn.Module, path: PathLike,
+                    key_map: Optional[Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]]] = None
+                    ) -> nn.Module:
+    """Load an official-format or mimbench checkpoint into `model`, strictly; raises CheckpointError."""
+    state = read_state_dict(path)
+    if key_map is not None:
+        state = key_map(state)
+    apply_state_dict(model, state, source=str(path), hint=getattr(model, "checkpoint_hint", None))
+    return model
+
+
+def save_weights(model_or_state: Union[nn.Module, Mapping[str, torch.Tensor]], path: PathLike,
+                 dtype: torch.dtype = torch.float16, metadata: Optional[dict[str, str]] = None) -> str:
+    """Write weights as safetensors (fp16 by default, floating tensors only cast); returns the sha256."""
+    from safetensors.torch import save_file
+    state = model_or_state.state_dict() if isinstance(model_or_state, nn.Module) else model_or_state
+    out = {}
+    for k, v in state.items():
+        v = v.detach().to("cpu")
+        out[k] = (v.to(dtype) if v.is_floating_point() else v).contiguous()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    save_file(out, str(tmp), metadata=metadata)
+    os.replace(tmp, path)
+    return sha256sum(path)
+
+
+def check_finite(model: nn.Module, source: str = "checkpoint") -> None:
+    bad = [k for k, v in model.state_dict().items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise CheckpointError(f"{source}: non-finite values in {len(bad)} tensor(s): {_fmt(bad)}")
+
+
+class MissingCheckpointError(CheckpointError):
+    """A checkpoint that is neither in the cache nor downloadable now; the message says how to get it."""
+
+
+def checkpoint_cache() -> Path:
+    from .data import cache_dir
+    return cache_dir() / "checkpoints"
+
+
+def _offline() -> bool:
+    return os.environ.get("MIMBENCH_OFFLINE", "") not in ("", "0")
+
+
+def fetch(source, cache: Optional[Path] = None, download: bool = True) -> Path:
+    """Path of `source` in the cache, downloading it (progress bar, sha256-checked) when it is missing."""
+    cache = cache or checkpoint_cache()
+    target = cache / source.filename
+    if target.is_file():
+        return target
+    if source.url is None:
+        where = f" from {source.page}" if source.page else ""
+        raise MissingCheckpointError(f"{source.filename} is not downloadable directly: get it{where} and put it at "
+                                     f"{target} (or pass its path with --checkpoint/--classifier-checkpoint)")
+    reason = "offline mode (MIMBENCH_OFFLINE)" if _offline() or not download else None
+    if reason is None:
+        from torch.hub import download_url_to_file
+        cache.mkdir(parents=True, exist_ok=True)
+        try:
+            download_url_to_file(source.url, str(target), progress=True)
+        except Exception as exc:  # URLError, HTTPError, timeouts: all mean "not available now"
+            reason = str(getattr(exc, "reason", exc)).splitlines()[0][:120] or exc.__class__.__name__
+    if reason is not None:
+        raise MissingCheckpointError(f"{source.filename} not found and not downloadable ({reason}): download "
+                                     f"{source.url} and put it at {target}")
+    if source.sha256:
+        digest = sha256sum(target)
+        if digest != source.sha256:
+            target.unlink()
+            raise CheckpointError(f"{source.filename}: sha256 {digest} does not match the published "
+                                  f"{source.sha256}; the download was removed")
+    return target

@@ -1,0 +1,72 @@
+"""Seeded per-sample masks: each sample's mask is a pure function of (seed, sample id, scheme).
+
+A sample therefore gets the same mask in every run, shard and batch, clean or attacked, and in every
+model that shares its patch grid. True = masked.
+"""
+from __future__ import annotations
+
+from typing import Iterable, Sequence, Union
+
+import numpy as np
+import torch
+
+SampleIds = Union[torch.Tensor, Sequence[int], np.ndarray]
+
+
+def _as_id_list(sample_ids: SampleIds) -> list[int]:
+    if isinstance(sample_ids, torch.Tensor):
+        return [int(i) for i in sample_ids.flatten().tolist()]
+    return [int(i) for i in np.asarray(sample_ids).flatten().tolist()]
+
+
+def sample_rng(seed: int, sample_id: int, stream: int = 0) -> np.random.Generator:
+    """A generator for one sample; `stream` separates independent uses (masks, random starts, ...)."""
+    if sample_id < 0 or seed < 0:
+        raise ValueError("seed and sample ids must be non-negative")
+    return np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, sample_id, stream])))
+
+
+def sample_noise(sample_ids: SampleIds, num_patches: int, seed: int = 0, stream: int = 0) -> torch.Tensor:
+    """Uniform noise N x L, one independent row per sample id."""
+    ids = _as_id_list(sample_ids)
+    rows = [sample_rng(seed, i, stream).random(num_patches) for i in ids]
+    return torch.from_numpy(np.stack(rows) if rows else np.zeros((0, num_patches))).to(torch.float32)
+
+
+def num_masked(num_patches: int, mask_ratio: float) -> int:
+    """MAE keeps int(L * (1 - mask_ratio)) patches."""
+    return num_patches - int(num_patches * (1 - mask_ratio))
+
+
+def mask_from_noise(noise: torch.Tensor, mask_ratio: float) -> torch.Tensor:
+    """MAE's rule: keep the int(L*(1-ratio)) patches with the smallest noise, mask the rest."""
+    n, length = noise.shape
+    len_keep = int(length * (1 - mask_ratio))
+    ids_shuffle = torch.argsort(noise, dim=1)
+    mask = torch.ones(n, length, dtype=torch.bool, device=noise.device)
+    mask.scatter_(1, ids_shuffle[:, :len_keep], False)
+    return mask
+
+
+def random_mask(sample_ids: SampleIds, num_patches: int, mask_ratio: float, seed: int = 0) -> torch.Tensor:
+    """MAE random masking at `mask_ratio`, seeded per sample."""
+    return mask_from_noise(sample_noise(sample_ids, num_patches, seed), mask_ratio)
+
+
+def scored_mask(scores: torch.Tensor, mask_ratio: float, sample_ids: SampleIds, seed: int = 0,
+                temperature: float = 1.0) -> torch.Tensor:
+    """Mask biased towards high-scoring patches at the same ratio (Gumbel top-k on log-scores, seeded per sample).
+
+    Used by saliency- and entropy-guided masking: patches with larger scores are masked more often, but every
+    patch keeps a chance, so the model still sees every kind of patch.
+    """
+    n, length = scores.shape
+    u = sample_noise(sample_ids, length, seed, stream=1).to(scores.device).clamp_(1e-6, 1 - 1e-6)
+    gumbel = -torch.log(-torch.log(u))
+    logits = torch.log(scores.clamp_min(1e-8) / scores.clamp_min(1e-8).sum(1, keepdim=True)) / temperature
+    # mask_from_noise keeps the smallest noise: negate so the highest perturbed scores are masked.
+    return mask_from_noise(-(logits + gumbel), mask_ratio)
+
+
+def ids_of(sample_ids: Iterable[int]) -> torch.Tensor:
+    return torch.as_tensor(list(sample_ids), dtype=torch.long)

@@ -1,0 +1,151 @@
+"""Model cards by name: family, architecture, preprocessing, dataset and where the weights come from.
+
+Published models are declared here; models shipped in `zoo/weights/<name>/` (the embedded default and the
+defended variants trained by `python -m zoo.train`) register themselves from their `card.json`.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from .models._common import BEIT_MEAN, BEIT_STD, IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+
+
+@dataclass(frozen=True)
+class CheckpointSource:
+    """One file that holds a model's weights; `url` is None when it is only published through a web page."""
+
+    filename: str
+    url: Optional[str] = None
+    sha256: Optional[str] = None
+    page: Optional[str] = None           # where to get it by hand when there is no direct URL
+    note: str = ""
+    arch_overrides: tuple[tuple[str, Any], ...] = ()   # e.g. norm_pix_loss=True for *_full files
+
+
+@dataclass
+class ModelCard:
+    name: str
+    family: str                           # 'mae' | 'simmim' | 'beit'
+    arch: dict[str, Any]
+    dataset: str
+    preprocessing: dict[str, Any]
+    mim_sources: list[CheckpointSource] = field(default_factory=list)
+    classifier_arch: Optional[dict[str, Any]] = None
+    classifier_family: str = "vit_classifier"
+    classifier_sources: list[CheckpointSource] = field(default_factory=list)
+    expected_top1: Optional[float] = None  # the paper's clean top-1 (fraction), to warn on a wrong file
+    description: str = ""
+    paper: str = ""
+    defenses: list[str] = field(default_factory=list)
+    local_dir: Optional[str] = None        # shipped or trainer-written folder holding card.json and weights
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+_REGISTRY: dict[str, ModelCard] = {}
+
+
+def register(card: ModelCard) -> ModelCard:
+    _REGISTRY[card.name] = card
+    return card
+
+
+def _imagenet_preprocessing(mean, std, crop_pct: float = 0.875, interpolation: str = "bicubic") -> dict[str, Any]:
+    return {"resize": int(round(224 / crop_pct)), "crop": 224, "interpolation": interpolation,
+            "mean": list(mean), "std": list(std)}
+
+
+# -- MAE (He et al., CVPR 2022), facebookresearch/mae --------------------------------------------------------
+_MAE_SIZES = {
+    "b": dict(tag="base", patch_size=16, embed_dim=768, depth=12, num_heads=12, top1=0.836),
+    "l": dict(tag="large", patch_size=16, embed_dim=1024, depth=24, num_heads=16, top1=0.859),
+    "h": dict(tag="huge", patch_size=14, embed_dim=1280, depth=32, num_heads=16, top1=0.869),
+}
+for _key, _s in _MAE_SIZES.items():
+    _enc = dict(img_size=224, patch_size=_s["patch_size"], in_chans=3, embed_dim=_s["embed_dim"], depth=_s["depth"],
+                num_heads=_s["num_heads"], mlp_ratio=4.0)
+    register(ModelCard(
+        name=f"mae_vit_{_key}", family="mae", dataset="imagenet",
+        arch=dict(_enc, decoder_embed_dim=512, decoder_depth=8, decoder_num_heads=16, norm_pix_loss=False,
+                  mask_ratio=0.75),
+        preprocessing=_imagenet_preprocessing(IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD),
+        mim_sources=[
+            CheckpointSource(f"mae_visualize_vit_{_s['tag']}.pth",
+                             f"https://dl.fbaipublicfiles.com/mae/visualize/mae_visualize_vit_{_s['tag']}.pth",
+                             note="encoder + decoder, trained without norm_pix_loss (the visualisation model)"),
+            CheckpointSource(f"mae_pretrain_vit_{_s['tag']}_full.pth",
+                             f"https://dl.fbaipublicfiles.com/mae/pretrain/mae_pretrain_vit_{_s['tag']}_full.pth",
+                             note="encoder + decoder, trained with norm_pix_loss",
+                             arch_overrides=(("norm_pix_loss", True),)),
+        ],
+        classifier_arch=dict(_enc, num_classes=1000, global_pool=True, qkv_bias=True),
+        classifier_sources=[CheckpointSource(
+            f"mae_finetuned_vit_{_s['tag']}.pth",
+            f"https://dl.fbaipublicfiles.com/mae/finetune/mae_finetuned_vit_{_s['tag']}.pth")],
+        expected_top1=_s["top1"], paper="He et al., Masked Autoencoders Are Scalable Vision Learners, CVPR 2022",
+        description=f"MAE ViT-{_key.upper()}/{_s['patch_size']}, ImageNet-1k, official checkpoints",
+    ))
+
+
+def _encoder_only_hint(card: ModelCard):
+    """Message for an encoder-only MAE file (e.g. mae_pretrain_vit_base.pth) given for reconstruction."""
+    def hint(missing: set, foreign: set) -> Optional[str]:
+        if any(k.startswith("decoder_") or k == "mask_token" for k in missing):
+            files = ", ".join(s.filename for s in card.mim_sources)
+            return (f"The decoder is missing: this looks like an encoder-only file; reconstruction needs the "
+                    f"full MAE ({files})")
+        return None
+    return hint
+
+
+def _card_from_local(folder: Path) -> ModelCard:
+    meta = json.loads((folder / "card.json").read_text())
+    files = meta.get("files", {})
+
+    def _src(role: str) -> list[CheckpointSource]:
+        f = files.get(role)
+        return [CheckpointSource(f["file"], None, f.get("sha256"))] if f else []
+    return ModelCard(
+        name=meta["name"], family=meta["family"], arch=meta["arch"], dataset=meta["dataset"],
+        preprocessing=meta.get("preprocessing", {}), mim_sources=_src("mim"),
+        classifier_arch=meta.get("classifier_arch"), classifier_sources=_src("classifier"),
+        description=meta.get("description", ""), defenses=list(meta.get("defenses", [])), local_dir=str(folder),
+    )
+
+
+def card_from_folder(folder: Path) -> ModelCard:
+    """The card of a trainer-written folder (card.json + safetensors)."""
+    return _card_from_local(Path(folder))
+
+
+def _register_shipped() -> None:
+    if not WEIGHTS_DIR.is_dir():
+        return
+    for card_file in sorted(WEIGHTS_DIR.glob("*/card.json")):
+        try:
+            register(_card_from_local(card_file.parent))
+        except (KeyError, ValueError, json.JSONDecodeError):
+            continue  # a half-written folder must not break the registry
+
+
+_register_shipped()
+
+
+def list_models() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def get_card(name: str) -> ModelCard:
+    if name not in _REGISTRY:
+        raise KeyError(f"unknown model '{name}'; see --list-models (known: {', '.join(list_models())})")
+    return _REGISTRY[name]
+
+
+def encoder_only_hint(card: ModelCard):
+    return _encoder_only_hint(card)

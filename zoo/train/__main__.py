@@ -1,0 +1,67 @@
+"""Command line of the trainer; see `python -m zoo.train --help`."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Optional, Sequence
+
+from .recipes import get_recipe, list_recipes
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m zoo.train",
+                                description="Train a MIM model (and its classifier) from a named recipe.")
+    p.add_argument("--recipe", help="recipe name (see --list-recipes)")
+    p.add_argument("--list-recipes", action="store_true", help="print the recipes and their defenses")
+    p.add_argument("--json", action="store_true", help="with --list-recipes: machine-readable output")
+    p.add_argument("--epochs", type=float, help="override the epochs of every stage of the recipe")
+    p.add_argument("--max-steps", type=int, help="stop each stage after this many steps (smoke tests)")
+    p.add_argument("--out", type=Path, help="output folder (default: runs/<recipe>)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda[:i] (default auto)")
+    p.add_argument("--resume", action="store_true", help="continue from the output folder's last checkpoints")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-eval", action="store_true", help="skip the quality evaluation on the test split")
+    return p
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.list_recipes:
+        from .recipes import _RECIPES
+        rows = [{"name": n, "defenses": _RECIPES[n].defenses, "dataset": _RECIPES[n].dataset,
+                 "runs_here": _RECIPES[n].runs_here, "description": _RECIPES[n].description} for n in list_recipes()]
+        if args.json:
+            print(json.dumps([{"name": r["name"], "defenses": r["defenses"]} for r in rows], indent=1))
+        else:
+            for r in rows:
+                where = "" if r["runs_here"] else "  [GPU recipe, documented]"
+                print(f"{r['name']:<44} {', '.join(r['defenses']) or 'none'}{where}\n    {r['description']}")
+        return 0
+    if not args.recipe:
+        print("error: --recipe NAME is required (or --list-recipes)", file=sys.stderr)
+        return 2
+    try:
+        recipe = get_recipe(args.recipe).with_overrides(epochs=args.epochs)
+    except KeyError as exc:
+        print(f"error: {exc.args[0]}", file=sys.stderr)
+        return 2
+    from .trainer import resolve_device, train
+    try:
+        device = resolve_device(args.device)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    out = args.out or Path("runs") / recipe.name
+    card = train(recipe, out, device, seed=args.seed, max_steps=args.max_steps, resume=args.resume,
+                 evaluate=not args.no_eval)
+    if card:
+        print(f"wrote {out}/ (card.json, mim.safetensors, classifier.safetensors)")
+        if card.get("metrics"):
+            print(json.dumps(card["metrics"], indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
