@@ -170,7 +170,7 @@ def run(args: argparse.Namespace) -> int:
     run_record: dict[str, Any] = {
         "suite": suite.name, "settings": settings, "cells": result.cells, "complete": True,
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "seconds": round(result.seconds, 1),
-        "versions": _versions(), "unavailable": result.unavailable,
+        "versions": _versions(), "unavailable": result.unavailable, "gradient_masking": result.gradient_masking,
         "reconstruction": result.reconstruction, "downstream": result.downstream,
     }
     base = {"card": bundle.card.to_dict(), "checkpoints": {k: {"file": Path(v["path"]).name, "sha256": v["sha256"]}
@@ -181,6 +181,8 @@ def run(args: argparse.Namespace) -> int:
     print(run_summary(result.reconstruction, result.downstream))
     for k, v in result.unavailable.items():
         print(f"note: {k} unavailable: {v}")
+    for flag in result.gradient_masking.get("flags", []):
+        print(f"warning: possible gradient masking: {flag}")
     print(f"\nwrote {entry} and {', '.join(str(p) for p in paths.values())}")
     return 0
 

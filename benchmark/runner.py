@@ -17,9 +17,10 @@ from zoo.bundle import ModelBundle
 from zoo.data import ImageDataset
 
 from . import metrics as M
+from .attacks import gradient_masking as GM
 from .attacks.checks import check_adversarial
-from .attacks.downstream import build_downstream_attack, run_seeded
-from .attacks.reconstruction import RECONSTRUCTION_ATTACKS
+from .attacks.downstream import build_downstream_attack
+from .attacks.reconstruction import MIMRandomNoise, build_reconstruction_attack, mim_attack_loss
 from .suites import Cell, Suite
 
 RECON_METRICS = ("mse", "psnr", "ssim", "lpips", "psnr_input", "token_agreement")
@@ -50,6 +51,7 @@ class RunResult:
     downstream: list[dict[str, Any]] = field(default_factory=list)
     unavailable: dict[str, str] = field(default_factory=dict)
     cells: list[dict[str, Any]] = field(default_factory=list)
+    gradient_masking: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
 
 
@@ -71,6 +73,7 @@ class Runner:
         self.store = store if store is not None else MemoryStore()
         self.progress = progress
         self.targets = sorted({c.target for c in cells})
+        self._memo: dict[tuple[str, str], torch.Tensor] = {}  # eps-independent raw attacks (CW), per batch
 
     # -- batches fixed by sample id
     def batches(self) -> list[torch.Tensor]:
@@ -132,13 +135,12 @@ class Runner:
         mim = self.bundle.require("mim")
         x, _, ids = self._load(positions)
         mask = mim.make_mask(ids, seed=self.seed).to(self.device)
-        attack_cls = RECONSTRUCTION_ATTACKS[cell.impl]
-        kwargs = dict(threat=cell.threat, scope=cell.scope, eot_samples=cell.eot_samples, seed=self.seed)
-        if cell.impl != "fgsm":
-            kwargs.update(steps=cell.steps, alpha=cell.alpha)
-        attack = attack_cls(mim, cell.eps, norm=cell.norm, **kwargs)
+        attack = build_reconstruction_attack(mim, cell, seed=self.seed)
         x_adv = attack(x, mask, ids)
         check_adversarial(x_adv, x, cell.eps, cell.norm, what=f"{cell.attack} eps {cell.eps:g}")
+        return self._recon_record(mim, x, x_adv, mask, ids)
+
+    def _recon_record(self, mim, x, x_adv, mask, ids) -> dict[str, list]:
         with torch.inference_mode():
             clean_pred = mim.forward_mim(x, mask).pred if getattr(mim, "family", "") == "beit" else None
             out = mim.forward_mim(x_adv, mask)
@@ -155,11 +157,107 @@ class Runner:
         if len(todo):  # a sample wrong on clean input is not robust: no need to attack it
             xs, ys = x[todo.to(self.device)], y[todo.to(self.device)]
             attack = build_downstream_attack(clf, cell)
-            x_adv = run_seeded(attack, xs, ys, ids[todo], self.seed)
+            memo = (attack.memo_key(), self._batch_key(positions)) if attack.eps_independent else None
+            raw = self._memo.get(memo) if memo else None
+            if raw is None:
+                raw = attack.run(xs, ys, ids[todo], self.seed)
+                if memo:
+                    self._memo[memo] = raw
+            x_adv = attack.within_budget(raw, xs)
             check_adversarial(x_adv, xs, cell.eps, cell.norm, what=f"{cell.attack} eps {cell.eps:g}")
             with torch.inference_mode():
                 robust[todo] = (clf(x_adv).argmax(1) == ys).cpu()
         return {"sample_id": ids.tolist(), "correct": robust.float().tolist()}
+
+    # -- gradient-masking checks (benchmark.attacks.gradient_masking), per-sample records through the store
+    def _basic_checks(self, target: str, positions: torch.Tensor) -> dict[str, list]:
+        x, y, ids = self._load(positions)
+        if target == "downstream":
+            model = self.bundle.require("classifier")
+            loss_fn = lambda v: torch.nn.functional.cross_entropy(model(v), y, reduction="none")  # noqa: E731
+            forward = model
+        else:
+            model = self.bundle.require("mim")
+            mask = model.make_mask(ids, seed=self.seed).to(self.device)
+            tokens = None
+            if getattr(model, "family", "") == "beit":
+                with torch.no_grad():
+                    tokens = model.forward_mim(x, mask).pred.argmax(-1)
+            loss_fn = lambda v: mim_attack_loss(model, v, x, mask, tokens)  # noqa: E731
+            forward = lambda v: model.forward_mim(v, mask).pred  # noqa: E731
+        return {"sample_id": ids.tolist(), "zero_gradient": GM.zero_gradient(loss_fn, x).tolist(),
+                "randomized_forward": GM.randomized(forward, x).tolist()}
+
+    def _budgets(self, target: str) -> dict[tuple[str, float], list[Cell]]:
+        """White-box cells of a target grouped by budget (AutoAttack contains Square; masked-only is a control)."""
+        out: dict[tuple[str, float], list[Cell]] = {}
+        for c in self.cells:
+            if c.target == target and c.impl != "autoattack" and c.scope != "masked":
+                out.setdefault((c.norm, float(c.eps)), []).append(c)
+        return out
+
+    def _square_check(self, norm: str, eps: float, cells: list[Cell], positions: torch.Tensor,
+                      records: list[dict]) -> dict[str, list]:
+        clf = self.bundle.require("classifier")
+        x, y, ids = self._load(positions)
+        robust = torch.tensor([all(r["correct"][i] for r in records) for i in range(len(ids))], dtype=torch.bool)
+        broken = torch.zeros(len(ids), dtype=torch.bool)
+        todo = robust.nonzero().flatten()
+        if len(todo):
+            xs, ys = x[todo.to(self.device)], y[todo.to(self.device)]
+            cell = Cell("downstream", "square", norm, eps, params=(("n_queries", GM.SQUARE_QUERIES),))
+            x_adv = build_downstream_attack(clf, cell).perturb(xs, ys, ids[todo], self.seed)
+            check_adversarial(x_adv, xs, eps, norm, what=f"square eps {eps:g}")
+            with torch.inference_mode():
+                broken[todo] = (clf(x_adv).argmax(1) != ys).cpu()
+        return {"sample_id": ids.tolist(), "whitebox_robust": robust.tolist(), "square_broken": broken.tolist()}
+
+    def _noise_check(self, norm: str, eps: float, positions: torch.Tensor) -> dict[str, list]:
+        mim = self.bundle.require("mim")
+        x, _, ids = self._load(positions)
+        mask = mim.make_mask(ids, seed=self.seed).to(self.device)
+        x_adv = MIMRandomNoise(mim, eps, norm=norm, samples=GM.NOISE_SAMPLES, seed=self.seed)(x, mask, ids)
+        check_adversarial(x_adv, x, eps, norm, what=f"random noise eps {eps:g}")
+        return self._recon_record(mim, x, x_adv, mask, ids)
+
+    def _cached(self, key: str, positions: torch.Tensor, compute) -> dict[str, list]:
+        bkey = self._batch_key(positions)
+        rec = self.store.get(key, bkey)
+        if rec is None:
+            rec = compute()
+            self.store.put(key, bkey, rec)
+        return rec
+
+    def _gradient_masking(self, batches: list[torch.Tensor], per_cell: dict[str, list[dict]]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for target in self.targets:
+            basic = [self._cached(f"gradient_masking|{target}|basic", pos, lambda p=pos: self._basic_checks(target, p))
+                     for pos in batches]
+            block = GM.summarise_basic(basic)
+            block["black_box"] = []
+            for (norm, eps), cells in sorted(self._budgets(target).items()):
+                names = sorted({c.attack for c in cells})
+                if target == "downstream":
+                    key = f"gradient_masking|square|{norm}|{eps!r}|q{GM.SQUARE_QUERIES}|" + ",".join(c.key() for c in cells)
+                    recs = [self._cached(key, pos, lambda p=pos, b=i: self._square_check(
+                        norm, eps, cells, p, [per_cell[c.key()][b] for c in cells])) for i, pos in enumerate(batches)]
+                    block["black_box"].append(GM.summarise_square(norm, eps, names, recs))
+                else:
+                    key = f"gradient_masking|noise|{norm}|{eps!r}|s{GM.NOISE_SAMPLES}"
+                    recs = [self._cached(key, pos, lambda p=pos: self._noise_check(norm, eps, p)) for pos in batches]
+                    metric, higher = ("mse", True)
+                    if all(v is None for r in recs for v in r["mse"]):
+                        metric, higher = ("token_agreement", False)
+                    noise = [v for r in recs for v in r[metric]]
+                    per_attack = [[v for r in per_cell[c.key()] for v in r[metric]] for c in cells]
+                    pick = max if higher else min
+                    best = [None if any(v is None for v in vals) else pick(vals) for vals in zip(*per_attack)]
+                    block["black_box"].append(GM.summarise_noise(norm, eps, names, metric, higher, best, noise))
+            out[target] = block
+        flags = [m for t in self.targets for m in GM.flag_messages(t, out[t])]
+        out["flags"] = flags
+        out["suspected"] = bool(flags)
+        return out
 
     # -- the whole run
     def run(self) -> RunResult:
@@ -192,8 +290,12 @@ class Runner:
                 records.append(rec)
                 bar.update(1)
             per_cell[cell.key()] = records
+        bar.set_description(f"{self.model_name} gradient-masking checks")
+        masking = self._gradient_masking(batches, per_cell)
         bar.close()
-        return self._aggregate(clean, per_cell, time.time() - started)
+        result = self._aggregate(clean, per_cell, time.time() - started)
+        result.gradient_masking = masking
+        return result
 
     def _aggregate(self, clean: list[dict], per_cell: dict[str, list[dict]], seconds: float) -> RunResult:
         n = len(self.data)

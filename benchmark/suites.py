@@ -2,6 +2,18 @@
 
 A suite is a list of cells; a cell is one attack at one budget on one target. Step counts and step sizes are
 part of the suite, so two runs of a suite are the same experiment.
+
+Budgets. Each grid is a doubling ladder of three budgets that ends at the budget the field uses for the dataset:
+- Linf: fashion_mnist {0.05, 0.1, 0.2}, cifar10 {2, 4, 8}/255 (RobustBench's 8/255), imagenet {1, 2, 4}/255
+  (RobustBench's 4/255);
+- L2 (PGD-L2, CW, AutoAttack-L2, APGD-L2), chosen the same way: fashion_mnist {0.5, 1, 2} (2.0 is the usual
+  MNIST-family L2 budget), cifar10 {0.125, 0.25, 0.5} (RobustBench's 0.5), imagenet {0.75, 1.5, 3} (3.0, the
+  ImageNet L2 budget of robust-transfer work, e.g. Salman et al. 2020). Relative to the Linf ladder these are
+  about 0.3-0.5 of the Linf ball's RMS perturbation, as RobustBench's CIFAR-10 pair (8/255, 0.5) is.
+
+Reconstruction threat variants are encoded in the attack label: `X` (mask-aware, all pixels), `X_agnostic`
+(mask-agnostic, EoT over 8 masks), `X_visible` (visible patches only), `X_masked` (masked patches only: a
+control that must change nothing for MAE).
 """
 from __future__ import annotations
 
@@ -17,6 +29,18 @@ LINF_EPS: dict[str, tuple[float, ...]] = {
     "cifar10": (2 / 255, 4 / 255, 8 / 255),
     "imagenet": (1 / 255, 2 / 255, 4 / 255),
 }
+# L2 budgets per dataset ([0, 1] pixel units), chosen as the Linf ones (see above).
+L2_EPS: dict[str, tuple[float, ...]] = {
+    "fashion_mnist": (0.5, 1.0, 2.0),
+    "cifar10": (0.125, 0.25, 0.5),
+    "imagenet": (0.75, 1.5, 3.0),
+}
+EPS: dict[str, dict[str, tuple[float, ...]]] = {"Linf": LINF_EPS, "L2": L2_EPS}
+
+EOT_SAMPLES = 8                                     # masks averaged by the mask-agnostic attacker
+CW_STEPS, CW_PARAMS = 100, (("c", 1.0), ("kappa", 0.0), ("lr", 0.01))
+APGD_STEPS = 100
+HSIC_WEIGHT = 1.0                                   # MI-aware PGD: weight of the normalised HSIC term
 
 
 @dataclass(frozen=True)
@@ -79,11 +103,110 @@ def format_eps(eps: float) -> str:
     return f"{eps:.4g}"
 
 
+def _cell(target: str, label: str, norm: str, eps: float, method: str = "", **kwargs) -> Cell:
+    return Cell(target, label, norm, eps, method="" if method in ("", label) else method, **kwargs)
+
+
+def _pgd20(target: str, eps: float, norm: str = "Linf", label: str = "pgd", method: str = "pgd", **kwargs) -> Cell:
+    """PGD-20, step 2.5*eps/20 (= eps/8), random start: the benchmark's reference attack."""
+    return _cell(target, label, norm, eps, method, steps=20, alpha=2.5 * eps / 20, random_start=True, **kwargs)
+
+
+def _recon_variants(make: Callable[..., Cell], eps: float, norm: str, variants: tuple[str, ...]) -> list[Cell]:
+    """Reconstruction cells of one attack under the given threat variants (aware, agnostic, visible, masked)."""
+    cells = []
+    for v in variants:
+        if v == "aware":
+            cells.append(make("reconstruction", eps, norm))
+        elif v == "agnostic":
+            cells.append(make("reconstruction", eps, norm, suffix="_agnostic", threat="agnostic",
+                              eot_samples=EOT_SAMPLES))
+        else:
+            cells.append(make("reconstruction", eps, norm, suffix=f"_{v}", scope=v))
+    return cells
+
+
+def _fgsm_cell(target, eps, norm="Linf", suffix="", **kw) -> Cell:
+    return _cell(target, "fgsm" + suffix, norm, eps, "fgsm", steps=1, alpha=eps, **kw)
+
+
+def _bim_cell(target, eps, norm="Linf", suffix="", **kw) -> Cell:
+    return _cell(target, "bim" + suffix, norm, eps, "bim", steps=10, alpha=2.5 * eps / 10, **kw)
+
+
+def _pgd_cell(target, eps, norm="Linf", suffix="", **kw) -> Cell:
+    return _pgd20(target, eps, norm, label="pgd" + suffix, **kw)
+
+
+def _fgsm(dataset: str) -> list[Cell]:
+    cells = []
+    for eps in LINF_EPS[dataset]:
+        cells += _recon_variants(_fgsm_cell, eps, "Linf", ("aware", "agnostic"))
+    return cells + [_fgsm_cell("downstream", eps) for eps in LINF_EPS[dataset]]
+
+
+def _bim(dataset: str) -> list[Cell]:
+    cells = []
+    for eps in LINF_EPS[dataset]:
+        cells += _recon_variants(_bim_cell, eps, "Linf", ("aware", "agnostic"))
+    return cells + [_bim_cell("downstream", eps) for eps in LINF_EPS[dataset]]
+
+
 def _pgd(dataset: str) -> list[Cell]:
     cells = []
     for target in TARGETS:
         for eps in LINF_EPS[dataset]:
             cells.append(Cell(target, "pgd", "Linf", eps, steps=20, alpha=2.5 * eps / 20, random_start=True))
+    return cells
+
+
+def _pgd_l2(dataset: str) -> list[Cell]:
+    cells = []
+    for eps in L2_EPS[dataset]:
+        cells += _recon_variants(_pgd_cell, eps, "L2", ("aware", "agnostic"))
+    return cells + [_pgd_cell("downstream", eps, "L2") for eps in L2_EPS[dataset]]
+
+
+def _threat(dataset: str) -> list[Cell]:
+    cells = _pgd(dataset)
+    for eps in LINF_EPS[dataset]:
+        cells += _recon_variants(_pgd_cell, eps, "Linf", ("agnostic", "visible", "masked"))
+    return cells
+
+
+def _cw(dataset: str) -> list[Cell]:
+    cells = [_pgd_cell("reconstruction", eps, "L2") for eps in L2_EPS[dataset]]
+    return cells + [Cell("downstream", "cw", "L2", eps, steps=CW_STEPS, params=CW_PARAMS) for eps in L2_EPS[dataset]]
+
+
+def _autoattack(dataset: str) -> list[Cell]:
+    cells = []
+    for norm in ("Linf", "L2"):
+        cells += [Cell("reconstruction", "apgd", norm, eps, steps=APGD_STEPS, random_start=True)
+                  for eps in EPS[norm][dataset]]
+    for norm in ("Linf", "L2"):
+        cells += [Cell("downstream", "autoattack", norm, eps, params=(("version", "standard"),))
+                  for eps in EPS[norm][dataset]]
+    return cells
+
+
+def _adaptive(dataset: str) -> list[Cell]:
+    cells = []
+    for target in TARGETS:
+        for eps in LINF_EPS[dataset]:
+            cells.append(_pgd20(target, eps, label="feature_pgd", method="feature_pgd"))
+        for eps in LINF_EPS[dataset]:
+            cells.append(_pgd20(target, eps, label="mi_pgd", method="mi_pgd", params=(("hsic_weight", HSIC_WEIGHT),)))
+    return cells
+
+
+def _full(dataset: str) -> list[Cell]:
+    seen, cells = set(), []
+    for name in _PARTS:
+        for c in get_suite(name).build(dataset):
+            if c.key() not in seen:
+                seen.add(c.key())
+                cells.append(c)
     return cells
 
 
@@ -95,14 +218,30 @@ def register_suite(suite: Suite) -> Suite:
     return suite
 
 
+register_suite(Suite("fgsm", "FGSM (one step of eps), Linf; reconstruction mask-aware and mask-agnostic", _fgsm))
+register_suite(Suite("bim", "BIM-10 (10 steps of 2.5*eps/10 from the clean image), Linf; reconstruction mask-aware "
+                            "and mask-agnostic", _bim))
 register_suite(Suite("pgd", "Linf PGD-20, step 2.5*eps/20, random start; reconstruction mask-aware, all pixels",
                      _pgd))
+register_suite(Suite("pgd_l2", "L2 PGD-20, step 2.5*eps/20, random start; reconstruction mask-aware and "
+                               "mask-agnostic", _pgd_l2))
+register_suite(Suite("threat", "the pgd suite plus Linf PGD-20 on the reconstruction under every threat model: "
+                               "mask-agnostic, visible patches only, masked patches only (control)", _threat))
+register_suite(Suite("cw", "CW-L2 on the classifier (a sample counts as broken only within the L2 budget); "
+                           "reconstruction: L2 PGD-20 at the same budgets (CW has no MIM form)", _cw))
+register_suite(Suite("autoattack", "AutoAttack standard (APGD-CE, APGD-T, FAB-T, Square) on the classifier, Linf "
+                                   "and L2; reconstruction: APGD-100 on the MIM loss, Linf and L2", _autoattack))
+register_suite(Suite("adaptive", "adaptive attacks, Linf PGD-20 on both targets: feature-space PGD (encoder / "
+                                 "pre-logit features) and MI-aware PGD (loss + HSIC(latent, input))", _adaptive))
+_PARTS = ("fgsm", "bim", "pgd", "pgd_l2", "threat", "cw", "autoattack", "adaptive")
+register_suite(Suite("full", "every cell of " + ", ".join(_PARTS) + " (each once)", _full))
 
 DEFAULT_SUITE = "pgd"
 
 
 def list_suites() -> list[str]:
-    return sorted(_SUITES)
+    """Suite names in the order they are documented (full last)."""
+    return list(_SUITES)
 
 
 def get_suite(name: str) -> Suite:
@@ -111,15 +250,66 @@ def get_suite(name: str) -> Suite:
     return _SUITES[name]
 
 
+# -- --list-suites
+_SOURCES = {("downstream", "fgsm"): "torchattacks.FGSM", ("downstream", "bim"): "torchattacks.BIM",
+            ("downstream", "cw"): "torchattacks.CW", ("downstream", "autoattack"): "pyautoattack"}
+
+
+def _step_rule(c: Cell) -> str:
+    ratio = Fraction(c.alpha / c.eps).limit_denominator(1000) if c.eps else Fraction(0)
+    if ratio == 1:
+        return "eps"
+    return f"eps/{ratio.denominator}" if ratio.numerator == 1 else f"{ratio.numerator}*eps/{ratio.denominator}"
+
+
+def _how(c: Cell) -> str:
+    p = dict(c.params)
+    if c.impl == "autoattack":
+        return f"{p.get('version', 'standard')}: APGD-CE, APGD-T, FAB-T, Square-5000 (parameter-free)"
+    if c.impl == "apgd":
+        return f"{c.steps} iterations, step from 2*eps halved when the loss stalls, momentum 0.75, random start"
+    if c.impl == "cw":
+        return (f"{c.steps} Adam steps, lr {p.get('lr')}, c {p.get('c')}, kappa {p.get('kappa')}; "
+                f"broken only within eps")
+    text = f"{c.steps} step{'s' if c.steps != 1 else ''} of {_step_rule(c)}"
+    return text + (", random start" if c.random_start else "")
+
+
+def _what(c: Cell) -> str:
+    if c.target == "reconstruction":
+        threat = ("mask-agnostic (EoT over %d masks)" % c.eot_samples if c.threat == "agnostic" else "mask-aware")
+        scope = {"all": "all pixels", "visible": "visible patches only", "masked": "masked patches only (control)"}
+        extra = f"; {threat}, {scope[c.scope]}"
+    else:
+        source = _SOURCES.get(("downstream", c.impl))
+        if source is None and c.impl == "pgd":
+            source = "torchattacks.PGD" if c.norm == "Linf" else "torchattacks.PGDL2"
+        extra = f" ({source or 'hand-written'})"
+    params = [f"{k}={v}" for k, v in c.params if c.impl not in ("cw", "autoattack")]
+    return extra + ("; " + ", ".join(params) if params else "")
+
+
+def _group_key(c: Cell) -> tuple:
+    ratio = round(c.alpha / c.eps, 9) if c.eps else 0.0
+    return (c.target, c.attack, c.norm, c.impl, c.steps, ratio, c.random_start, c.threat, c.scope, c.eot_samples,
+            c.params)
+
+
 def describe(suite: Suite, dataset: str) -> str:
-    """The suite's matrix for a dataset, one line per cell, for --list-suites."""
-    lines = [f"{suite.name}: {suite.description}", f"  dataset {dataset}:"]
-    for c in suite.cells(dataset):
-        extra = ""
-        if c.target == "reconstruction":
-            extra = f", {c.threat}" + (f" (EoT {c.eot_samples})" if c.threat == "agnostic" else "") + f", {c.scope}"
-        params = "".join(f", {k}={v}" for k, v in c.params)
-        step = f"{c.steps} steps of {format_eps(c.alpha) if c.alpha else '-'}" if c.steps else "parameter-free"
-        lines.append(f"    {c.target:<14} {c.attack:<18} {c.norm:<4} eps {format_eps(c.eps):<7} {step}"
-                     f"{', random start' if c.random_start else ''}{extra}{params}")
+    """The suite's matrix for a dataset, one line per attack (its eps grid on the line), for --list-suites.
+
+    The first line names the suite; the rest is the dataset's block (the CLI prints one block per dataset).
+    """
+    cells = suite.cells(dataset)
+    groups: dict[tuple, list[Cell]] = {}
+    for c in cells:
+        groups.setdefault(_group_key(c), []).append(c)
+    norms = [n for n in ("Linf", "L2") if any(c.norm == n for c in cells)]
+    grids = "; ".join(f"{norm} {', '.join(format_eps(e) for e in EPS[norm][dataset])}" for norm in norms)
+    lines = [f"{suite.name}: {suite.description}",
+             f"  dataset {dataset} ({len(cells)} cells; budgets {grids}):"]
+    for members in sorted(groups.values(), key=lambda m: TARGETS.index(m[0].target)):
+        c = members[0]
+        eps = ", ".join(format_eps(m.eps) for m in members)
+        lines.append(f"    {c.target:<14} {c.attack:<16} {c.norm:<4} eps {eps:<20} {_how(c)}{_what(c)}")
     return "\n".join(lines)

@@ -3,25 +3,36 @@
 No library attacks MIM losses, so these are written here, in torchattacks' shape (one attack per file,
 one base class). Threat models:
 - `aware`: the evaluation mask is known to the attacker and used for the gradient;
-- `agnostic`: the gradient is averaged over K random masks (EoT); the result is evaluated on the fixed mask.
+- `agnostic`: the gradient is averaged over K random masks (EoT) drawn from seeds the evaluation never uses;
+  the attacker also picks its best iterate by that EoT average (it never sees the evaluation mask); the result
+  is evaluated on the fixed mask.
 Scopes: `all` pixels, `visible` patches only, `masked` patches only (a control: for MAE it changes nothing).
 Random starts are drawn per sample id, so a sample's attack never depends on its batch.
+
+Subclasses change the objective (`_context`, `_objective`: adaptive attacks) or the optimiser (`forward`:
+APGD). Every step costs one forward and one backward pass of the batch (K of them for EoT, batched together
+up to `max_batch` images per pass).
 """
 from __future__ import annotations
 
-from typing import Optional
+import contextlib
+from dataclasses import dataclass
+from typing import Any, Iterator, Optional
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from zoo import masking
 from zoo.models._common import patch_mask_to_pixels
+
+from .._geometry import ascent_direction, clip_to_image, project, random_start
 
 THREATS = ("aware", "agnostic")
 SCOPES = ("all", "visible", "masked")
-_START_STREAM = 2          # per-sample RNG stream of random starts
 _EOT_SEED_OFFSET = 10_000  # EoT masks use seeds the evaluation never uses
+DEFAULT_MAX_BATCH = 512    # images per forward pass when EoT masks are batched together
+
+__all__ = ["MIMAttack", "SCOPES", "THREATS", "ascent_direction", "mim_attack_loss", "project", "random_start"]
 
 
 def mim_attack_loss(model: nn.Module, x_adv: torch.Tensor, x_clean: torch.Tensor, mask: torch.Tensor,
@@ -38,35 +49,25 @@ def mim_attack_loss(model: nn.Module, x_adv: torch.Tensor, x_clean: torch.Tensor
     return model.forward_mim(x_adv, mask, target=x_clean, reduction="none").loss
 
 
-def random_start(x: torch.Tensor, eps: float, norm: str, sample_ids: torch.Tensor, seed: int) -> torch.Tensor:
-    """A uniform start in the Linf ball, or a uniform direction scaled into the L2 ball, per sample id."""
-    shape = x.shape[1:]
-    rows = []
-    for sid in sample_ids.tolist():
-        rng = masking.sample_rng(seed, int(sid), _START_STREAM)
-        if norm == "Linf":
-            rows.append(rng.uniform(-eps, eps, size=shape))
-        else:
-            d = rng.standard_normal(size=shape)
-            r = rng.uniform() ** (1.0 / d.size)
-            rows.append(d / (float((d ** 2).sum()) ** 0.5 + 1e-12) * eps * r)
-    import numpy as np
-    return torch.from_numpy(np.stack(rows)).to(device=x.device, dtype=x.dtype)
+@dataclass
+class _MaskGroup:
+    """Some of the attacker's masks, stacked: k masks x N samples, with the clean batch repeated k times."""
+
+    k: int
+    mask: torch.Tensor       # (k*N) x L
+    x: torch.Tensor          # (k*N) x C x H x W, clean
+    ctx: dict[str, Any]      # whatever the objective precomputes on the clean batch (tokens, features, ...)
 
 
-def project(delta: torch.Tensor, eps: float, norm: str) -> torch.Tensor:
-    if norm == "Linf":
-        return delta.clamp(-eps, eps)
-    norms = delta.flatten(1).norm(p=2, dim=1).clamp_min(1e-12)
-    factor = (eps / norms).clamp(max=1.0)
-    return delta * factor.view(-1, *([1] * (delta.dim() - 1)))
-
-
-def ascent_direction(grad: torch.Tensor, norm: str) -> torch.Tensor:
-    if norm == "Linf":
-        return grad.sign()
-    g = grad.flatten(1).norm(p=2, dim=1).clamp_min(1e-12)
-    return grad / g.view(-1, *([1] * (grad.dim() - 1)))
+@contextlib.contextmanager
+def eval_mode(model: nn.Module) -> Iterator[None]:
+    """Attack a model in eval mode (no dropout / drop-path), restoring its mode afterwards."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
 
 
 class MIMAttack:
@@ -76,7 +77,8 @@ class MIMAttack:
 
     def __init__(self, model: nn.Module, eps: float, norm: str = "Linf", steps: int = 10,
                  alpha: Optional[float] = None, random_start: bool = True, threat: str = "aware",
-                 scope: str = "all", eot_samples: int = 1, seed: int = 0, keep_best: bool = True) -> None:
+                 scope: str = "all", eot_samples: int = 1, seed: int = 0, keep_best: bool = True,
+                 max_batch: int = DEFAULT_MAX_BATCH) -> None:
         if norm not in ("Linf", "L2"):
             raise ValueError(f"unknown norm '{norm}'")
         if threat not in THREATS or scope not in SCOPES:
@@ -86,14 +88,27 @@ class MIMAttack:
         self.model, self.eps, self.norm, self.steps = model, float(eps), norm, int(steps)
         self.alpha = float(alpha) if alpha is not None else 2.5 * self.eps / max(self.steps, 1)
         self.random_start, self.threat, self.scope = random_start, threat, scope
-        self.eot_samples = int(eot_samples) if threat == "agnostic" else 1
-        self.seed, self.keep_best = seed, keep_best
+        self.eot_samples = max(int(eot_samples), 1) if threat == "agnostic" else 1
+        self.seed, self.keep_best, self.max_batch = seed, keep_best, int(max_batch)
+
+    @classmethod
+    def from_cell(cls, model: nn.Module, cell, seed: int = 0) -> "MIMAttack":
+        """The attack a suite cell describes (see benchmark.suites.Cell)."""
+        kwargs: dict[str, Any] = dict(norm=cell.norm, threat=cell.threat, scope=cell.scope,
+                                      eot_samples=cell.eot_samples, seed=seed)
+        kwargs.update(cls._cell_kwargs(cell))
+        return cls(model, cell.eps, **kwargs)
+
+    @classmethod
+    def _cell_kwargs(cls, cell) -> dict[str, Any]:
+        return dict(steps=cell.steps, alpha=cell.alpha, **dict(cell.params))
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(eps={self.eps:g}, norm={self.norm}, steps={self.steps}, "
                 f"alpha={self.alpha:g}, random_start={self.random_start}, threat={self.threat}, scope={self.scope}, "
                 f"eot={self.eot_samples})")
 
+    # -- what the attacker knows
     def _scope_pixels(self, x: torch.Tensor, mask: torch.Tensor) -> Optional[torch.Tensor]:
         if self.scope == "all":
             return None
@@ -107,11 +122,66 @@ class MIMAttack:
         return [self.model.make_mask(sample_ids, seed=self.seed + _EOT_SEED_OFFSET + k).to(mask.device)
                 for k in range(self.eot_samples)]
 
-    def _clean_tokens(self, x: torch.Tensor, mask: torch.Tensor) -> Optional[torch.Tensor]:
+    def _groups(self, x: torch.Tensor, mask: torch.Tensor, sample_ids: torch.Tensor) -> list[_MaskGroup]:
+        """The attacker's masks in groups of at most `max_batch` images per forward pass."""
+        masks = self._gradient_masks(mask, sample_ids)
+        per = max(1, self.max_batch // max(x.shape[0], 1))
+        groups = []
+        for i in range(0, len(masks), per):
+            chunk = masks[i:i + per]
+            m = torch.cat(chunk)
+            xs = x.repeat(len(chunk), 1, 1, 1)
+            groups.append(_MaskGroup(len(chunk), m, xs, self._context(xs, m)))
+        return groups
+
+    # -- the objective (adaptive attacks override these two)
+    def _context(self, x: torch.Tensor, mask: torch.Tensor) -> dict[str, Any]:
+        """Precomputed on the clean (stacked) batch once per attack: BEiT's clean tokens."""
         if getattr(self.model, "family", "") != "beit":
-            return None
+            return {}
         with torch.no_grad():
-            return self.model.forward_mim(x, mask).pred.argmax(-1)
+            return {"tokens": self.model.forward_mim(x, mask).pred.argmax(-1)}
+
+    def _objective(self, x_adv: torch.Tensor, x: torch.Tensor, mask: torch.Tensor,
+                   ctx: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(per-sample value that ranks iterates, scalar whose gradient the attack ascends)."""
+        per = mim_attack_loss(self.model, x_adv, x, mask, ctx.get("tokens"))
+        return per, per.sum()
+
+    def _evaluate(self, delta: torch.Tensor, x: torch.Tensor, groups: list[_MaskGroup],
+                  need_grad: bool = True) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """Per-sample objective (averaged over the attacker's masks) and its gradient with respect to delta."""
+        n, k_total = x.shape[0], sum(g.k for g in groups)
+        value = torch.zeros(n, dtype=x.dtype, device=x.device)
+        grad = torch.zeros_like(x) if need_grad else None
+        for g in groups:
+            with torch.enable_grad() if need_grad else torch.no_grad():
+                d = delta.detach().requires_grad_(need_grad)
+                x_adv = (x + d).repeat(g.k, 1, 1, 1) if g.k > 1 else x + d
+                per, scalar = self._objective(x_adv, g.x, g.mask, g.ctx)
+                if need_grad:
+                    grad += torch.autograd.grad(scalar, d)[0]
+            value += per.detach().view(g.k, n).sum(0)
+        return value / k_total, (grad / k_total if need_grad else None)
+
+    # -- the optimiser
+    def _init_delta(self, x: torch.Tensor, sample_ids: torch.Tensor, scope: Optional[torch.Tensor]) -> torch.Tensor:
+        delta = torch.zeros_like(x)
+        if self.random_start:
+            delta = random_start(x, self.eps, self.norm, sample_ids, self.seed)
+            if scope is not None:
+                delta = project(delta * scope, self.eps, self.norm)
+        return clip_to_image(x, delta)
+
+    def _step(self, x: torch.Tensor, delta: torch.Tensor, grad: torch.Tensor, alpha,
+              scope: Optional[torch.Tensor]) -> torch.Tensor:
+        """One projected ascent step of size alpha (a float, or one value per sample)."""
+        if scope is not None:
+            grad = grad * scope
+        if torch.is_tensor(alpha):
+            alpha = alpha.view(-1, *([1] * (x.dim() - 1)))
+        delta = project(delta + alpha * ascent_direction(grad, self.norm), self.eps, self.norm)
+        return clip_to_image(x, delta)
 
     def __call__(self, x: torch.Tensor, mask: torch.Tensor, sample_ids: torch.Tensor) -> torch.Tensor:
         return self.forward(x, mask, sample_ids)
@@ -119,45 +189,25 @@ class MIMAttack:
     def forward(self, x: torch.Tensor, mask: torch.Tensor, sample_ids: torch.Tensor) -> torch.Tensor:
         """Adversarial images for clean images `x` (in [0, 1]) under the evaluation `mask`."""
         x = x.detach()
-        scope = self._scope_pixels(x, mask)
-        grad_masks = self._gradient_masks(mask, sample_ids)
-        tokens = [self._clean_tokens(x, m) for m in grad_masks]
-        eval_tokens = tokens[0] if self.threat == "aware" else self._clean_tokens(x, mask)
-        delta = torch.zeros_like(x)
-        if self.random_start:
-            delta = random_start(x, self.eps, self.norm, sample_ids, self.seed)
-            if scope is not None:
-                delta = project(delta * scope, self.eps, self.norm)
-        delta = (x + delta).clamp(0, 1) - x
-        best_delta, best_loss = delta.clone(), None
-        was_training = self.model.training
-        self.model.eval()
-        for step in range(self.steps + 1):
-            if step == self.steps and not self.keep_best:
-                break
-            delta.requires_grad_(True)
-            losses = [mim_attack_loss(self.model, x + delta, x, m, t) for m, t in zip(grad_masks, tokens)]
-            loss = torch.stack(losses).mean(0)
-            if self.keep_best:
-                # The loss on the evaluation mask decides which iterate is kept.
-                with torch.no_grad():
-                    eval_loss = loss if self.threat == "aware" else mim_attack_loss(self.model, x + delta, x, mask,
-                                                                                    eval_tokens)
-                    if best_loss is None:
-                        best_loss = eval_loss.detach().clone()
+        with eval_mode(self.model):
+            scope = self._scope_pixels(x, mask)
+            groups = self._groups(x, mask, sample_ids)
+            delta = self._init_delta(x, sample_ids, scope)
+            best_delta, best = delta.clone(), None
+            for step in range(self.steps + 1):
+                last = step == self.steps
+                if last and not self.keep_best:
+                    break
+                value, grad = self._evaluate(delta, x, groups, need_grad=not last)
+                if self.keep_best:
+                    if best is None:
+                        best = value.clone()
                     else:
-                        better = eval_loss > best_loss
-                        best_loss = torch.where(better, eval_loss, best_loss)
-                        best_delta[better] = delta.detach()[better]
-            if step == self.steps:
-                break
-            grad, = torch.autograd.grad(loss.sum(), delta)
-            with torch.no_grad():
-                step_dir = ascent_direction(grad, self.norm)
-                if scope is not None:
-                    step_dir = step_dir * scope
-                delta = project(delta.detach() + self.alpha * step_dir, self.eps, self.norm)
-                delta = (x + delta).clamp(0, 1) - x
-        self.model.train(was_training)
-        final = best_delta if self.keep_best else delta.detach()
+                        better = value > best
+                        best = torch.where(better, value, best)
+                        best_delta[better] = delta[better]
+                if last:
+                    break
+                delta = self._step(x, delta, grad, self.alpha, scope)
+        final = best_delta if self.keep_best else delta
         return (x + final).clamp(0, 1).detach()

@@ -1,0 +1,46 @@
+"""AutoAttack (Croce & Hein, 2020), version 'standard', through `pyautoattack` (or fra31's `autoattack`).
+
+Standard = APGD-CE, APGD-T (9 targets), FAB-T (9 targets), Square (5000 queries), each on the samples the
+previous ones left robust; a sample is robust only if it survives all four. Linf or L2. The seed handed to
+AutoAttack is the batch's seed, so results are reproducible. `pyautoattack` (the maintained PyPI packaging)
+is used when importable, else the original `autoattack` package from github.com/fra31/auto-attack.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import torch
+
+from .base import DownstreamAttack
+
+
+def autoattack_backend() -> tuple[Any, str]:
+    """(AutoAttack class, package name); ImportError naming both packages when neither is installed."""
+    for package in ("pyautoattack", "autoattack"):
+        try:
+            return importlib.import_module(package).AutoAttack, package
+        except ImportError:
+            continue
+    raise ImportError("AutoAttack needs the 'pyautoattack' package (pip install pyautoattack) or fra31's "
+                      "'autoattack' (pip install git+https://github.com/fra31/auto-attack)")
+
+
+class AutoAttack(DownstreamAttack):
+    name = "autoattack"
+
+    def build(self, seed: int, device: torch.device):
+        cls, package = autoattack_backend()
+        version = dict(self.cell.params).get("version", "standard")
+        if package == "pyautoattack":
+            return cls(self.model, norm=self.cell.norm, eps=self.cell.eps, version=version, seed=seed, device=device)
+        return cls(self.model, norm=self.cell.norm, eps=self.cell.eps, version=version, seed=seed,
+                   device=str(device), verbose=False)
+
+    def _attack(self, x, y, sample_ids, seed):
+        aa = self.build(seed, x.device)
+        if autoattack_backend()[1] == "pyautoattack":
+            x_adv, _ = aa.run_standard_evaluation(x, y, batch_size=max(len(x), 1))
+        else:
+            x_adv = aa.run_standard_evaluation(x, y, bs=max(len(x), 1))
+        return x_adv

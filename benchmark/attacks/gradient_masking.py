@@ -1,0 +1,100 @@
+"""Gradient-masking checks in the spirit of AutoAttack's (Croce & Hein, 2020, flags_doc): per run, per target.
+
+A robustness number from gradient attacks is only as good as the gradients. Three symptoms are checked:
+- zero gradients: samples whose loss gradient with respect to the input is exactly zero at the clean input
+  (the attacks cannot move them);
+- a randomised forward pass: two forward passes of the same input differ (the attacks then optimise a moving
+  target; such a model needs EoT, AutoAttack's 'rand' version);
+- a black-box attack stronger than the white-box ones at the same budget: downstream, Square (torchattacks,
+  score-based) breaks samples that survived every white-box attack of the budget; reconstruction, random
+  noise in the ball degrades the reconstruction more than the strongest white-box attack of the budget.
+The runner computes the per-sample records (batch by batch, through its store) and `summarise_*` turns them
+into the entry's `gradient_masking` block: counts, the numbers compared, and a boolean `flag` per check.
+"""
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+import torch
+
+SQUARE_QUERIES = 1000   # queries per sample of the black-box check (AutoAttack standard uses 5000 inside AA)
+NOISE_SAMPLES = 8       # random points of the ball per image for the reconstruction black-box check
+RANDOM_ATOL, RANDOM_RTOL = 1e-6, 1e-5
+
+
+def zero_gradient(loss_fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    """Per sample: is the gradient of loss_fn (per-sample losses) with respect to the input exactly zero?"""
+    x = x.detach().clone().requires_grad_(True)
+    with torch.enable_grad():
+        loss = loss_fn(x)
+        grad, = torch.autograd.grad(loss.sum(), x, allow_unused=True)
+    if grad is None:
+        return torch.ones(len(x), dtype=torch.bool, device=x.device)
+    return grad.flatten(1).abs().sum(1) == 0
+
+
+def randomized(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    """Per sample: do two forward passes of the same input give different outputs?"""
+    with torch.no_grad():
+        a, b = fn(x), fn(x)
+    close = torch.isclose(a, b, atol=RANDOM_ATOL, rtol=RANDOM_RTOL)
+    return ~close.flatten(1).all(1)
+
+
+def _count(records: list[dict], key: str) -> tuple[int, int]:
+    vals = [bool(v) for r in records for v in r[key]]
+    return sum(vals), len(vals)
+
+
+def summarise_basic(records: list[dict]) -> dict:
+    """{'zero_gradient': {...}, 'randomized_forward': {...}} from per-batch records of the two basic checks."""
+    out = {}
+    for key, what in (("zero_gradient", "samples with an all-zero input gradient at the clean input"),
+                      ("randomized_forward", "samples whose two forward passes differ")):
+        k, n = _count(records, key)
+        out[key] = {"count": k, "n": n, "flag": k > 0, "what": what}
+    return out
+
+
+def summarise_square(norm: str, eps: float, whitebox: list[str], records: list[dict],
+                     n_queries: int = SQUARE_QUERIES) -> dict:
+    """Downstream black-box check of one budget: survivors of every white-box attack that Square breaks."""
+    survivors, _ = _count(records, "whitebox_robust")
+    broken, _ = _count(records, "square_broken")
+    n = sum(len(r["sample_id"]) for r in records)
+    return {"attack": "square", "norm": norm, "eps": float(eps), "n_queries": n_queries, "whitebox": whitebox,
+            "n": n, "whitebox_robust": survivors, "broken_only_by_black_box": broken, "flag": broken > 0}
+
+
+def summarise_noise(norm: str, eps: float, whitebox: list[str], metric: str, higher_is_stronger: bool,
+                    whitebox_values: list[Optional[float]], noise_values: list[Optional[float]],
+                    samples: int = NOISE_SAMPLES) -> dict:
+    """Reconstruction black-box check of one budget: random noise vs the strongest white-box attack, per sample."""
+    pairs = [(w, b) for w, b in zip(whitebox_values, noise_values) if w is not None and b is not None]
+    sign = 1.0 if higher_is_stronger else -1.0
+    wb = sum(w for w, _ in pairs) / len(pairs) if pairs else None
+    bb = sum(b for _, b in pairs) / len(pairs) if pairs else None
+    stronger = sum(1 for w, b in pairs if sign * (b - w) > 0)
+    flag = bool(pairs) and sign * (bb - wb) > 0
+    return {"attack": "random_noise", "norm": norm, "eps": float(eps), "samples": samples, "whitebox": whitebox,
+            "metric": metric, "n": len(pairs), "whitebox_mean": wb, "black_box_mean": bb,
+            "samples_black_box_stronger": stronger, "flag": flag}
+
+
+def flag_messages(target: str, block: dict) -> list[str]:
+    """Readable lines for the raised flags of one target's block."""
+    lines = []
+    for key in ("zero_gradient", "randomized_forward"):
+        b = block.get(key)
+        if b and b["flag"]:
+            lines.append(f"{target}: {b['count']}/{b['n']} {b['what']}")
+    for b in block.get("black_box", []):
+        if not b.get("flag"):
+            continue
+        if b["attack"] == "square":
+            lines.append(f"{target}: Square broke {b['broken_only_by_black_box']} of the {b['whitebox_robust']} samples "
+                         f"that survived every white-box attack at {b['norm']} eps {b['eps']:g}")
+        else:
+            lines.append(f"{target}: random noise is stronger than every white-box attack at {b['norm']} eps "
+                         f"{b['eps']:g} ({b['metric']} {b['black_box_mean']:.4g} vs {b['whitebox_mean']:.4g})")
+    return lines
