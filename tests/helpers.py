@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 
 import zoo
+from zoo.data import ImageDataset
 
 REPO = Path(__file__).resolve().parents[1]
 OFFICIAL = REPO.parent / "shared" / "fixtures" / "official"
@@ -33,3 +34,17 @@ def tiny_classifier(**overrides) -> torch.nn.Module:
     arch.update(overrides)
     torch.manual_seed(0)
     return zoo.build("vit_classifier", **arch).eval()
+
+
+class StubBundle:
+    """What the runner needs of a bundle: `require(role)`."""
+
+    def __init__(self, mim=None, classifier=None) -> None:
+        self.mim, self.classifier = mim, classifier
+
+    def require(self, role: str):
+        return self.mim if role == "mim" else self.classifier
+
+
+def dataset_of(x, labels, name="fashion_mnist") -> ImageDataset:
+    return ImageDataset(name, "test", x, labels, torch.arange(len(x)), tuple(str(i) for i in range(10)), "test")

@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from .base import DownstreamAttack
+from .base import DownstreamAttack, batch_seed
 
 
 def autoattack_backend() -> tuple[Any, str]:
@@ -38,7 +38,7 @@ class AutoAttack(DownstreamAttack):
                    device=str(device), verbose=False)
 
     def _attack(self, x, y, sample_ids, seed):
-        aa = self.build(seed, x.device)
+        aa = self.build(batch_seed(seed, sample_ids), x.device)
         if autoattack_backend()[1] == "pyautoattack":
             x_adv, _ = aa.run_standard_evaluation(x, y, batch_size=max(len(x), 1))
         else:

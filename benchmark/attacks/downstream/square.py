@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torchattacks
 
-from .base import TorchattacksAttack
+from .base import TorchattacksAttack, batch_seed
 
 
 class Square(TorchattacksAttack):
@@ -21,5 +21,5 @@ class Square(TorchattacksAttack):
 
     def _attack(self, x, y, sample_ids, seed):
         attack = self.build()
-        attack.seed = seed  # torchattacks.Square seeds torch itself; give it the batch's seed
+        attack.seed = batch_seed(seed, sample_ids)  # torchattacks.Square seeds torch itself: the batch's seed
         return attack(x, y)

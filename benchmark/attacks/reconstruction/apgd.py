@@ -22,7 +22,7 @@ def checkpoints(n_iter: int) -> list[int]:
     p = [0.0, 0.22]
     while p[-1] + max(p[-1] - p[-2] - 0.03, 0.06) <= 1:
         p.append(p[-1] + max(p[-1] - p[-2] - 0.03, 0.06))
-    return sorted({math.ceil(q * n_iter) for q in p[1:]})
+    return sorted({math.ceil(round(q * n_iter, 6)) for q in p[1:]})
 
 
 class MIMAPGD(MIMAttack):

@@ -1,0 +1,168 @@
+"""Downstream attacks: the benchmark's numbers are exactly what torchattacks / AutoAttack give on the same samples
+with the same seeding; every perturbation is within its budget; the runner counts robust accuracy correctly."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+import torch
+import torchattacks
+
+from benchmark.attacks.checks import check_adversarial, perturbation_norm
+from benchmark.attacks.downstream import batch_seed, build_downstream_attack, autoattack_backend
+from benchmark.runner import Runner
+from benchmark.suites import get_suite
+
+from .helpers import StubBundle, tiny_classifier
+from .helpers import dataset_of as _dataset
+
+SEED = 3
+
+
+def suite_cell(suite: str, attack: str, norm: str, index: int = 1, target: str = "downstream"):
+    cells = [c for c in get_suite(suite).cells("fashion_mnist", target) if c.attack == attack and c.norm == norm]
+    return cells[index]
+
+
+@pytest.fixture(scope="module")
+def batch(fmnist_test):
+    clf = tiny_classifier()
+    x, ids = fmnist_test.images[:12], torch.arange(12)
+    with torch.no_grad():
+        y = clf(x).argmax(1)  # labels the model gets right, so every sample is attacked
+    return clf, x, y, ids
+
+
+def _direct(model, cell):
+    p = dict(cell.params)
+    if cell.impl == "fgsm":
+        return torchattacks.FGSM(model, eps=cell.eps)
+    if cell.impl == "bim":
+        return torchattacks.BIM(model, eps=cell.eps, alpha=cell.alpha, steps=cell.steps)
+    if cell.impl == "pgd" and cell.norm == "Linf":
+        return torchattacks.PGD(model, eps=cell.eps, alpha=cell.alpha, steps=cell.steps, random_start=True)
+    if cell.impl == "pgd":
+        return torchattacks.PGDL2(model, eps=cell.eps, alpha=cell.alpha, steps=cell.steps, random_start=True)
+    def cw(x, y):  # one torchattacks.CW per c, the smallest successful perturbation kept per sample
+        best, best_norm = x.clone(), torch.full((len(x),), float("inf"))
+        for c in p["c"]:
+            adv = torchattacks.CW(model, c=c, kappa=p["kappa"], steps=cell.steps, lr=p["lr"])(x, y)
+            with torch.no_grad():
+                ok = (model(adv).argmax(1) != y) & (perturbation_norm(adv - x, "L2") < best_norm)
+            best[ok], best_norm[ok] = adv[ok], perturbation_norm(adv - x, "L2")[ok]
+        return best
+    return cw
+
+
+@pytest.mark.parametrize("suite,attack,norm", [("fgsm", "fgsm", "Linf"), ("bim", "bim", "Linf"),
+                                               ("pgd", "pgd", "Linf"), ("pgd_l2", "pgd", "L2"), ("cw", "cw", "L2")])
+def test_equals_a_direct_torchattacks_call(batch, suite, attack, norm):
+    clf, x, y, ids = batch
+    cell = suite_cell(suite, attack, norm)
+    ours = build_downstream_attack(clf, cell).perturb(x, y, ids, SEED)
+    torch.manual_seed(batch_seed(SEED, ids))
+    direct = _direct(clf, cell)(x, y)
+    if attack == "cw":  # broken only within the budget
+        over = perturbation_norm(direct - x, "L2") > cell.eps
+        direct[over] = x[over]
+    torch.testing.assert_close(ours, direct, rtol=0, atol=0)
+    check_adversarial(ours, x, cell.eps, norm)
+    with torch.no_grad():
+        assert (clf(ours).argmax(1) != y).any(), "the attack breaks something on an untrained model"
+
+
+@pytest.mark.parametrize("norm,eps,index", [("Linf", 0.05, 0), ("L2", 2.0, 2)])
+def test_autoattack_equals_a_direct_call(batch, norm, eps, index):
+    clf, x, y, ids = batch
+    cell = suite_cell("autoattack", "autoattack", norm, index=index)
+    assert cell.eps == eps
+    ours = build_downstream_attack(clf, cell).perturb(x, y, ids, SEED)
+    cls, package = autoattack_backend()
+    torch.manual_seed(batch_seed(SEED, ids))
+    if package == "pyautoattack":
+        aa = cls(clf, norm=norm, eps=eps, version="standard", seed=batch_seed(SEED, ids), device=x.device)
+        direct, _ = aa.run_standard_evaluation(x, y, batch_size=len(x))
+    else:
+        aa = cls(clf, norm=norm, eps=eps, version="standard", seed=batch_seed(SEED, ids), device="cpu", verbose=False)
+        direct = aa.run_standard_evaluation(x, y, bs=len(x))
+    torch.testing.assert_close(ours, direct, rtol=0, atol=0)
+    check_adversarial(ours, x, eps, norm)
+
+
+def test_cw_counts_only_within_budget(batch):
+    clf, x, y, ids = batch
+    cell = suite_cell("cw", "cw", "L2", index=0)
+    attack = build_downstream_attack(clf, cell)
+    raw = attack.run(x, y, ids, SEED)
+    norms = perturbation_norm(raw - x, "L2")
+    tight = replace(cell, eps=float(norms[norms > 0].min()) * 0.999)  # a budget just below CW's smallest success
+    kept = build_downstream_attack(clf, tight).within_budget(raw, x)
+    assert torch.equal(kept[norms > tight.eps], x[norms > tight.eps])
+    check_adversarial(kept, x, tight.eps, "L2")
+    assert attack.eps_independent
+
+
+def test_adaptive_attacks_within_budget_and_rng_untouched(batch):
+    clf, x, y, ids = batch
+    state = torch.random.get_rng_state()
+    for attack in ("feature_pgd", "mi_pgd"):
+        cell = suite_cell("adaptive", attack, "Linf", index=0)
+        x_adv = build_downstream_attack(clf, cell).perturb(x, y, ids, SEED)
+        check_adversarial(x_adv, x, cell.eps, "Linf")
+    assert torch.equal(state, torch.random.get_rng_state())
+
+
+def test_runner_accuracy_equals_direct_call_on_the_clean_correct_samples(fmnist_test):
+    clf = tiny_classifier()
+    x = fmnist_test.images[:16]
+    with torch.no_grad():
+        pred = clf(x).argmax(1)
+    labels = torch.where(torch.arange(16) % 3 == 0, (pred + 1) % 10, pred)  # every third sample wrong clean
+    cell = suite_cell("pgd", "pgd", "Linf", index=0)
+    runner = Runner(StubBundle(classifier=clf), _dataset(x, labels), get_suite("pgd"), [cell], model_name="tiny",
+                    batch_size=8, seed=SEED, progress=False)
+    result = runner.run()
+    acc = {r["attack"]: r["accuracy"] for r in result.downstream}
+    robust = 0
+    for start in (0, 8):  # batches are fixed by sample id; only clean-correct samples are attacked
+        ids = torch.arange(start, start + 8)
+        ok = (pred[ids] == labels[ids]).nonzero().flatten()
+        sel = ids[ok]
+        torch.manual_seed(batch_seed(SEED, sel))
+        adv = torchattacks.PGD(clf, eps=cell.eps, alpha=cell.alpha, steps=cell.steps, random_start=True)(x[sel],
+                                                                                                         labels[sel])
+        with torch.no_grad():
+            robust += int((clf(adv).argmax(1) == labels[sel]).sum())
+    assert acc["none"] == pytest.approx(float((pred == labels).float().mean()))
+    assert acc["pgd"] == pytest.approx(robust / 16)
+    assert acc["pgd"] < acc["none"]
+    gm = result.gradient_masking["downstream"]
+    assert gm["zero_gradient"]["count"] == 0 and gm["randomized_forward"]["count"] == 0
+    assert [b["attack"] for b in gm["black_box"]] == ["square"]
+
+
+def test_cw_runs_once_for_every_budget(fmnist_test, monkeypatch):
+    from benchmark.attacks import gradient_masking
+    monkeypatch.setattr(gradient_masking, "SQUARE_QUERIES", 50)  # keep the black-box check short here
+    clf = tiny_classifier()
+    x = fmnist_test.images[:8]
+    with torch.no_grad():
+        labels = clf(x).argmax(1)
+    cells = [replace(c, steps=20) for c in get_suite("cw").cells("fashion_mnist", "downstream")]
+    runner = Runner(StubBundle(classifier=clf), _dataset(x, labels), get_suite("cw"), cells, model_name="tiny",
+                    batch_size=8, seed=SEED, progress=False)
+    calls = []
+    from benchmark.attacks.downstream.cw import CW
+    original = CW.run
+
+    def counting(self, *args, **kwargs):
+        calls.append(self.cell.eps)
+        return original(self, *args, **kwargs)
+    CW.run = counting
+    try:
+        rows = runner.run().downstream
+    finally:
+        CW.run = original
+    assert len(calls) == 1
+    accs = [r["accuracy"] for r in sorted(rows, key=lambda r: r["eps"])]
+    assert accs == sorted(accs, reverse=True)  # a larger budget never breaks fewer samples

@@ -1,0 +1,80 @@
+"""Gradient-masking flags: zero gradients, a randomised forward pass, a black-box attack beating the white-box
+ones; computed by the runner per run (with the threat-model rows of the reconstruction table)."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+import torch
+import torch.nn as nn
+
+from benchmark.attacks import gradient_masking as GM
+from benchmark.runner import Runner
+from benchmark.suites import get_suite
+
+from .helpers import StubBundle, tiny_classifier, tiny_mae
+from .helpers import dataset_of as _dataset
+
+
+class Quantized(nn.Module):
+    """A classifier behind input quantisation: zero gradients everywhere (the classic masked gradient)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        return self.model(torch.round(x * 4) / 4)
+
+
+class Noisy(nn.Module):
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        return self.model(x + 0.05 * torch.randn_like(x))
+
+
+def test_basic_checks(fmnist_test):
+    clf, x = tiny_classifier(), fmnist_test.images[:6]
+    y = torch.zeros(6, dtype=torch.long)
+    ce = lambda m: (lambda v: nn.functional.cross_entropy(m(v), y, reduction="none"))  # noqa: E731
+    assert not GM.zero_gradient(ce(clf), x).any()
+    assert GM.zero_gradient(ce(Quantized(clf)), x).all()
+    assert not GM.randomized(clf, x).any()
+    assert GM.randomized(Noisy(clf), x).all()
+
+
+def test_runner_flags_a_gradient_masking_classifier(fmnist_test):
+    clf = Quantized(tiny_classifier()).eval()
+    x = fmnist_test.images[:8]
+    with torch.no_grad():
+        labels = clf(x).argmax(1)
+    cell = get_suite("pgd").cells("fashion_mnist", "downstream")[2]  # eps 0.2
+    result = Runner(StubBundle(classifier=clf), _dataset(x, labels), get_suite("pgd"), [replace(cell, steps=5)],
+                    model_name="masked", batch_size=8, progress=False).run()
+    gm = result.gradient_masking
+    assert gm["downstream"]["zero_gradient"]["count"] == 8 and gm["downstream"]["zero_gradient"]["flag"]
+    square = gm["downstream"]["black_box"][0]
+    assert square["whitebox_robust"] > 0 and square["broken_only_by_black_box"] > 0 and square["flag"]
+    assert gm["suspected"] and any("Square broke" in f for f in gm["flags"])
+
+
+def test_threat_rows_and_clean_flags_for_a_normal_mae(fmnist_test):
+    mim = tiny_mae()
+    x = fmnist_test.images[:8]
+    cells = [replace(c, steps=4) for c in get_suite("threat").cells("fashion_mnist", "reconstruction")
+             if c.eps == 0.1]
+    result = Runner(StubBundle(mim=mim), _dataset(x, torch.zeros(8, dtype=torch.long)), get_suite("threat"), cells,
+                    model_name="tiny", batch_size=4, progress=False).run()
+    rows = {r["attack"]: r for r in result.reconstruction}
+    assert set(rows) == {"none", "pgd", "pgd_agnostic", "pgd_visible", "pgd_masked"}
+    assert rows["pgd_masked"]["mse"] == pytest.approx(rows["none"]["mse"], rel=1e-6)  # MAE control: no effect
+    assert rows["pgd"]["mse"] > rows["none"]["mse"] and rows["pgd_agnostic"]["mse"] > rows["none"]["mse"]
+    gm = result.gradient_masking
+    assert "downstream" not in gm and not gm["reconstruction"]["zero_gradient"]["flag"]
+    assert not gm["reconstruction"]["randomized_forward"]["flag"]
+    noise = gm["reconstruction"]["black_box"][0]
+    assert noise["attack"] == "random_noise" and set(noise["whitebox"]) == {"pgd", "pgd_agnostic", "pgd_visible"}
+    assert noise["black_box_mean"] < noise["whitebox_mean"] and not noise["flag"] and not gm["suspected"]
