@@ -112,8 +112,15 @@ def _versions() -> dict[str, str]:
     import torch
     import torchattacks
     import zoo
-    return {"mimbench": zoo.__version__, "torch": torch.__version__, "timm": timm.__version__,
-            "torchattacks": torchattacks.__version__, "piq": piq.__version__, "python": platform.python_version()}
+    from .attacks.downstream import autoattack_backend
+    versions = {"mimbench": zoo.__version__, "torch": torch.__version__, "timm": timm.__version__,
+                "torchattacks": torchattacks.__version__, "piq": piq.__version__, "python": platform.python_version()}
+    try:
+        _, package = autoattack_backend()
+        versions[package] = getattr(sys.modules[package], "__version__", "unknown")
+    except ImportError:
+        pass
+    return versions
 
 
 def run(args: argparse.Namespace) -> int:

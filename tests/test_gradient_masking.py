@@ -52,13 +52,17 @@ def test_runner_flags_a_gradient_masking_classifier(fmnist_test):
     with torch.no_grad():
         labels = clf(x).argmax(1)
     cell = get_suite("pgd").cells("fashion_mnist", "downstream")[2]  # eps 0.2
-    result = Runner(StubBundle(classifier=clf), _dataset(x, labels), get_suite("pgd"), [replace(cell, steps=5)],
+    result = Runner(StubBundle(classifier=clf), _dataset(x, labels), get_suite("pgd"), [replace(cell, steps=10)],
                     model_name="masked", batch_size=8, progress=False).run()
     gm = result.gradient_masking
     assert gm["downstream"]["zero_gradient"]["count"] == 8 and gm["downstream"]["zero_gradient"]["flag"]
     square = gm["downstream"]["black_box"][0]
     assert square["whitebox_robust"] > 0 and square["broken_only_by_black_box"] > 0 and square["flag"]
     assert gm["suspected"] and any("Square broke" in f for f in gm["flags"])
+    fgsm = get_suite("fgsm").cells("fashion_mnist", "downstream")[2]
+    result = Runner(StubBundle(classifier=clf), _dataset(x, labels), get_suite("fgsm"), [fgsm], model_name="masked",
+                    batch_size=8, progress=False).run()
+    assert "skipped" in result.gradient_masking["downstream"]["black_box"][0]  # beating FGSM proves nothing
 
 
 def test_threat_rows_and_clean_flags_for_a_normal_mae(fmnist_test):

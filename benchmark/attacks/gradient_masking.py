@@ -8,6 +8,8 @@ A robustness number from gradient attacks is only as good as the gradients. Thre
 - a black-box attack stronger than the white-box ones at the same budget: downstream, Square (torchattacks,
   score-based) breaks samples that survived every white-box attack of the budget; reconstruction, random
   noise in the ball degrades the reconstruction more than the strongest white-box attack of the budget.
+  Square runs only where the budget has an iterative white-box attack (at least MIN_WHITEBOX_STEPS steps):
+  a one-step attack (FGSM) is expected to lose to Square, so that comparison is skipped, not flagged.
 The runner computes the per-sample records (batch by batch, through its store) and `summarise_*` turns them
 into the entry's `gradient_masking` block: counts, the numbers compared, and a boolean `flag` per check.
 """
@@ -18,6 +20,7 @@ from typing import Callable, Optional
 import torch
 
 SQUARE_QUERIES = 1000   # queries per sample of the black-box check (AutoAttack standard uses 5000 inside AA)
+MIN_WHITEBOX_STEPS = 10  # Square is compared only with iterative white-box attacks (beating FGSM proves nothing)
 NOISE_SAMPLES = 8       # random points of the ball per image for the reconstruction black-box check
 RANDOM_ATOL, RANDOM_RTOL = 1e-6, 1e-5
 
@@ -64,6 +67,11 @@ def summarise_square(norm: str, eps: float, whitebox: list[str], records: list[d
     n = sum(len(r["sample_id"]) for r in records)
     return {"attack": "square", "norm": norm, "eps": float(eps), "n_queries": n_queries, "whitebox": whitebox,
             "n": n, "whitebox_robust": survivors, "broken_only_by_black_box": broken, "flag": broken > 0}
+
+
+def skipped_square(norm: str, eps: float, whitebox: list[str]) -> dict:
+    return {"attack": "square", "norm": norm, "eps": float(eps), "whitebox": whitebox, "flag": False,
+            "skipped": f"no iterative white-box attack (>= {MIN_WHITEBOX_STEPS} steps) at this budget to compare with"}
 
 
 def summarise_noise(norm: str, eps: float, whitebox: list[str], metric: str, higher_is_stronger: bool,
