@@ -237,10 +237,11 @@ class Runner:
             block["black_box"] = []
             for (norm, eps), cells in sorted(self._budgets(target).items()):
                 names = sorted({c.attack for c in cells})
-                if target == "downstream" and max(c.steps for c in cells) < GM.MIN_WHITEBOX_STEPS:
+                if target == "downstream" and not any(GM.is_reference(c.impl, c.steps) for c in cells):
                     block["black_box"].append(GM.skipped_square(norm, eps, names))
                 elif target == "downstream":
-                    key = f"gradient_masking|square|{norm}|{eps!r}|q{GM.SQUARE_QUERIES}|" + ",".join(c.key() for c in cells)
+                    key = (f"gradient_masking|square|{norm}|{eps!r}|q{GM.SQUARE_QUERIES}|"
+                           + ",".join(c.key() for c in cells))
                     recs = [self._cached(key, pos, lambda p=pos, b=i: self._square_check(
                         norm, eps, cells, p, [per_cell[c.key()][b] for c in cells])) for i, pos in enumerate(batches)]
                     block["black_box"].append(GM.summarise_square(norm, eps, names, recs))
