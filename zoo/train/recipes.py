@@ -55,12 +55,14 @@ class Recipe:
         d["defenses"] = self.defenses
         return d
 
-    def with_overrides(self, epochs: Optional[float] = None) -> "Recipe":
+    def with_overrides(self, epochs: Optional[float] = None, batch_size: Optional[int] = None) -> "Recipe":
+        """A copy with every (non-empty) stage's epochs and/or batch size replaced."""
         r = copy.deepcopy(self)
-        if epochs is not None:
-            for stage in (r.pretrain, r.finetune):
-                if stage.epochs:
-                    stage.epochs = epochs
+        for stage in (r.pretrain, r.finetune):
+            if epochs is not None and stage.epochs:
+                stage.epochs = epochs
+            if batch_size is not None:
+                stage.batch_size = batch_size
         return r
 
 
