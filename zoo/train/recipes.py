@@ -92,8 +92,8 @@ register_recipe(Recipe(
     num_classes=10,
     pretrain=StageConfig(epochs=10, batch_size=256, lr=1e-3, weight_decay=0.05, betas=(0.9, 0.95),
                          warmup_epochs=1.0),
-    finetune=StageConfig(epochs=15, batch_size=256, lr=1e-3, weight_decay=0.05, warmup_epochs=1.0,
-                         layer_decay=0.75, label_smoothing=0.1, drop_path_rate=0.1, augment=True),
+    finetune=StageConfig(epochs=20, batch_size=256, lr=2e-3, weight_decay=0.05, warmup_epochs=1.0,
+                         layer_decay=0.85, label_smoothing=0.1, drop_path_rate=0.05, augment=True),
 ))
 
 
