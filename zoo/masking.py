@@ -96,8 +96,9 @@ def _add_block(rng: np.random.Generator, mask: np.ndarray, max_patches: int, min
     height, width = mask.shape
     delta = 0
     for _ in range(10):
-        target_area = rng.uniform(min_patches, max_patches)
-        aspect = math.exp(rng.uniform(*log_aspect))
+        # a + (b - a) * u as Python's random.uniform, which unilm uses (valid for b < a too)
+        target_area = min_patches + (max_patches - min_patches) * rng.random()
+        aspect = math.exp(log_aspect[0] + (log_aspect[1] - log_aspect[0]) * rng.random())
         h = int(round(math.sqrt(target_area * aspect)))
         w = int(round(math.sqrt(target_area / aspect)))
         if w < width and h < height:
