@@ -10,6 +10,8 @@ from torchvision import transforms
 from zoo import data
 from zoo.data import DatasetError, eval_transform, imagenet_subset, load_dataset
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 
 @pytest.fixture(scope="module")
 def val_dir(tmp_path_factory):

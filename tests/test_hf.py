@@ -12,6 +12,8 @@ import zoo
 TOL = 1e-5
 MEAN, STD = [0.4, 0.5, 0.6], [0.2, 0.3, 0.25]
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 
 def _randomise(model: torch.nn.Module, seed: int) -> None:
     """Random values in every tensor (biases, layer scales, ...), so that no mapping error can hide behind a 0 or 1."""

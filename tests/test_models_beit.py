@@ -11,6 +11,8 @@ from .helpers import official_arch
 
 TOL = 1e-5
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 
 def _load(official_dir):
     family, arch = official_arch("beit")

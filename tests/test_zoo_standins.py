@@ -22,6 +22,8 @@ CASES = {
     "beit_b": ("BEiT-B/16 pretrain", "BEiT-B/16 fine-tuned"),
 }
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 
 def _manifest(title: str) -> dict[str, list[int]]:
     manifests = json.loads((OFFICIAL / "official_key_manifests.json").read_text())
@@ -69,15 +71,6 @@ class _Standins:
 @pytest.fixture(scope="module")
 def standins(tmp_path_factory):
     return _Standins(tmp_path_factory.mktemp("standins"))
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Full-size forward passes on a busy 2-core machine: one thread avoids oversubscription stalls."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n.endswith("_l") else n for n in CASES])
