@@ -50,11 +50,13 @@ class SimMIM(nn.Module):
 
     def _mask_patch_size(self, size: Optional[int]) -> int:
         img = self.grid_size[0] * self.patch_size
-        if size is None:  # 32 px as SimMIM; grids that 32 px cannot tile take 2 x 2 patches
-            size = SIMMIM_MASK_PATCH_SIZE
-            if size % self.patch_size or img % size or img // size < 2:
-                size = 2 * self.patch_size
-        if size % self.patch_size or any((g * self.patch_size) % size for g in self.grid_size):
+
+        def tiles(s: int) -> bool:
+            return s % self.patch_size == 0 and all((g * self.patch_size) % s == 0 for g in self.grid_size)
+        if size is None:  # SimMIM's 32 px; small images that 32 px cannot tile twice: 2 x 2, else single patches
+            size = next(s for s in (SIMMIM_MASK_PATCH_SIZE, 2 * self.patch_size, self.patch_size)
+                        if tiles(s) and img // s >= 2)
+        if not tiles(size):
             raise ValueError(f"mask_patch_size {size} must be a multiple of the patch size {self.patch_size} "
                              f"and tile the {img}-pixel image")
         return int(size)
