@@ -66,8 +66,8 @@ def scored_mask(scores: torch.Tensor, mask_ratio: float, sample_ids: SampleIds, 
     u = sample_noise(sample_ids, length, seed, stream=1).to(scores.device).clamp_(1e-6, 1 - 1e-6)
     gumbel = -torch.log(-torch.log(u))
     logits = torch.log(scores.clamp_min(1e-8) / scores.clamp_min(1e-8).sum(1, keepdim=True)) / temperature
-    # mask_from_noise keeps the smallest noise: negate so the highest perturbed scores are masked.
-    return mask_from_noise(-(logits + gumbel), mask_ratio)
+    # mask_from_noise masks the largest noise: the highest perturbed scores are masked.
+    return mask_from_noise(logits + gumbel, mask_ratio)
 
 
 def coarse_mask(sample_ids: SampleIds, grid: tuple[int, int], scale: int, mask_ratio: float,
@@ -138,3 +138,26 @@ def blockwise_mask(sample_ids: SampleIds, grid: tuple[int, int], num_masking_pat
 
 def ids_of(sample_ids: Iterable[int]) -> torch.Tensor:
     return torch.as_tensor(list(sample_ids), dtype=torch.long)
+
+
+def patch_saliency(x: torch.Tensor, patch_size: int) -> torch.Tensor:
+    """Per-patch saliency N x L: mean Sobel gradient magnitude of the image (channels averaged)."""
+    import torch.nn.functional as F
+    gray = x.mean(dim=1, keepdim=True)
+    kx = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]], device=x.device, dtype=x.dtype)
+    k = torch.stack([kx, kx.t()]).unsqueeze(1)
+    g = F.conv2d(F.pad(gray, (1, 1, 1, 1), mode="replicate"), k)
+    mag = g.pow(2).sum(1, keepdim=True).sqrt()
+    return F.avg_pool2d(mag, patch_size).flatten(1)
+
+
+def patch_entropy(x: torch.Tensor, patch_size: int, bins: int = 16) -> torch.Tensor:
+    """Per-patch Shannon entropy N x L (bits) of the pixel intensities quantised into `bins` levels."""
+    n, c, h, w = x.shape
+    p = patch_size
+    q = (x.clamp(0, 1) * (bins - 1)).round().long()
+    patches = q.reshape(n, c, h // p, p, w // p, p).permute(0, 2, 4, 1, 3, 5).reshape(n, (h // p) * (w // p), -1)
+    counts = torch.zeros(n, patches.shape[1], bins, device=x.device, dtype=x.dtype)
+    counts.scatter_add_(2, patches, torch.ones_like(patches, dtype=x.dtype))
+    prob = counts / patches.shape[-1]
+    return -(prob * torch.log2(prob.clamp_min(1e-12))).sum(-1)

@@ -92,6 +92,10 @@ class MaskedAutoencoderViT(nn.Module):
         """Encoder tokens (cls + visible patches, after the final norm) for images in [0, 1]."""
         return self._encode_normalized(self.normalizer(x), mask)[0]
 
+    def encode_with_ids(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Encoder tokens and the indices of the visible patches they stand for (what `decode` needs)."""
+        return self._encode_normalized(self.normalizer(x), mask)
+
     def _encode_normalized(self, xn: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mask = check_mask(mask, xn.shape[0], self.num_patches)
         tokens = self.patch_embed(xn) + self.pos_embed[:, 1:, :]

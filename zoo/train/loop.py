@@ -113,7 +113,8 @@ def train_stage(name: str, model: nn.Module, param_groups: list[dict], cfg: Stag
             scheduler.step_update(step)
             x = data.images[idx].to(device, non_blocking=True)
             y = data.labels[idx].to(device, non_blocking=True)
-            loss, extra = step_fn(x, y, step)
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
+                loss, extra = step_fn(x, y, step)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip:
