@@ -7,7 +7,7 @@ import pickle
 import pytest
 
 import zoo
-from benchmark.cli import expected_top1_warning
+from benchmark.cli import expected_top1_warning, main
 
 from .test_cli import run_bench
 
@@ -25,6 +25,15 @@ def _one_line_exit_2(proc, *needles: str) -> str:
     return lines[0]
 
 
+class _Proc:
+    """`main(argv)` in this process (what run_bench.py runs), captured like a finished subprocess."""
+
+    def __init__(self, argv, capsys):
+        self.returncode = main(argv)
+        captured = capsys.readouterr()
+        self.stdout, self.stderr = captured.out, captured.err
+
+
 def test_a_pickle_that_runs_code_exits_2_and_runs_nothing(tmp_path):
     marker = "/tmp/mimbench_pwned_cli"
     if os.path.exists(marker):
@@ -38,26 +47,28 @@ def test_a_pickle_that_runs_code_exits_2_and_runs_nothing(tmp_path):
     assert not os.path.exists(marker) and not (tmp_path / "out").exists()
 
 
-def test_a_truncated_file_exits_2_in_one_line(tmp_path, official_dir):
+def test_a_truncated_file_exits_2_in_one_line(tmp_path, official_dir, monkeypatch, capsys):
+    monkeypatch.setenv("MIMBENCH_HOME", str(tmp_path))
+    monkeypatch.setenv("MIMBENCH_OFFLINE", "1")
     data = (official_dir / "beit.pth").read_bytes()
     cut = tmp_path / "cut.pth"
     cut.write_bytes(data[: len(data) // 3])
-    proc = run_bench("--model", "beit_b", "--checkpoint", str(cut), "--out", str(tmp_path / "out"),
-                     env={"MIMBENCH_HOME": str(tmp_path), "MIMBENCH_OFFLINE": "1"})
+    proc = _Proc(["--model", "beit_b", "--checkpoint", str(cut), "--out", str(tmp_path / "out")], capsys)
     _one_line_exit_2(proc, "cut.pth", "truncated")
 
 
-def test_simmim_offline_names_the_web_page_and_target(tmp_path):
-    proc = run_bench("--model", "simmim_vit_b", "--target", "reconstruction", "--out", str(tmp_path / "out"),
-                     env={"MIMBENCH_HOME": str(tmp_path)})
+def test_simmim_offline_names_the_web_page_and_target(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MIMBENCH_HOME", str(tmp_path))
+    proc = _Proc(["--model", "simmim_vit_b", "--target", "reconstruction", "--out", str(tmp_path / "out")], capsys)
     line = _one_line_exit_2(proc, "simmim_pretrain__vit_base__img224__800ep.pth", "github.com/microsoft/SimMIM")
     assert str(tmp_path / "checkpoints" / "simmim_pretrain__vit_base__img224__800ep.pth") in line
 
 
-def test_list_models_shows_every_entry_source_and_presence(tmp_path):
+def test_list_models_shows_every_entry_source_and_presence(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MIMBENCH_HOME", str(tmp_path))
     (tmp_path / "checkpoints").mkdir()
     (tmp_path / "checkpoints" / "beit_base_patch16_224_pt22k.pth").write_bytes(b"x")
-    proc = run_bench("--list-models", env={"MIMBENCH_HOME": str(tmp_path)})
+    proc = _Proc(["--list-models"], capsys)
     assert proc.returncode == 0
     rows = {line.split()[0]: line for line in proc.stdout.splitlines()[1:] if line.strip()}
     for name in zoo.list_models():

@@ -115,3 +115,20 @@ def test_hf_folder_refusals(hf_beit, tmp_path):
     torch.save(state, bad / "pytorch_model.bin")
     with pytest.raises(zoo.CheckpointError, match=r"missing 1 key\(s\): lm_head.bias"):
         zoo.load_model(bad)
+
+
+def test_sharded_folder_loads_the_same(hf_mae, tmp_path):
+    from safetensors.torch import load_file, save_file
+    _, folder = hf_mae
+    state = load_file(str(folder / "model.safetensors"))
+    keys = sorted(state)
+    shards = {"model-00001-of-00002.safetensors": keys[: len(keys) // 2],
+              "model-00002-of-00002.safetensors": keys[len(keys) // 2:]}
+    for name, part in shards.items():
+        save_file({k: state[k] for k in part}, str(tmp_path / name))
+    index = {"metadata": {}, "weight_map": {k: name for name, part in shards.items() for k in part}}
+    (tmp_path / "model.safetensors.index.json").write_text(json.dumps(index))
+    for f in ("config.json", "preprocessor_config.json"):
+        (tmp_path / f).write_text((folder / f).read_text())
+    whole, sharded = zoo.load_model(folder).mim, zoo.load_model(tmp_path).mim
+    assert all(torch.equal(v, sharded.state_dict()[k]) for k, v in whole.state_dict().items())
