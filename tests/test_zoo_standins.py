@@ -87,7 +87,8 @@ def test_published_layout_loads_strictly_and_runs(name, standins):
         # every tensor in its place (ViT-L: the non-block tensors and the first and last blocks)
         keys = [k for k in state if not large or not k.startswith("blocks.") or k.startswith(("blocks.0.", "blocks.23."))]
         assert all(torch.equal(state[k], sd[k].float()) for k in keys)
-    assert bundle.files["mim"]["sha256"] == sha256sum(mim_file)
+    if name == "mae_vit_b":  # the digest recorded for the run's entry (hashing is slow: one case checks it)
+        assert bundle.files["mim"]["sha256"] == sha256sum(mim_file)
     x = torch.rand(1, 3, 224, 224)
     with torch.no_grad():
         out = bundle.mim.forward_mim(x, bundle.mim.make_mask([0]))
@@ -102,12 +103,12 @@ def test_published_layout_loads_strictly_and_runs(name, standins):
 
 def test_dropped_foreign_or_wrong_file_refused(standins, tmp_path):
     sd, _ = standins.get(CASES["beit_b"][0], "beit_base_patch16_224_pt22k.pth")
-    save_file({k: v for k, v in sd.items() if k != "blocks.7.attn.q_bias"}, str(tmp_path / "dropped.safetensors"))
-    with pytest.raises(zoo.CheckpointError, match=r"missing 1 key\(s\): blocks.7.attn.q_bias$"):
-        zoo.load_model("beit_b", checkpoint=tmp_path / "dropped.safetensors")
-    save_file(dict(sd, **{"blocks.0.attn.k_bias": torch.zeros(768)}), str(tmp_path / "foreign.safetensors"))
-    with pytest.raises(zoo.CheckpointError, match=r"foreign 1 key\(s\): blocks.0.attn.k_bias$"):
-        zoo.load_model("beit_b", checkpoint=tmp_path / "foreign.safetensors")
+    changed = {k: v for k, v in sd.items() if k != "blocks.7.attn.q_bias"}
+    changed["blocks.0.attn.k_bias"] = torch.zeros(768)
+    save_file(changed, str(tmp_path / "changed.safetensors"))
+    with pytest.raises(zoo.CheckpointError, match=r"missing 1 key\(s\): blocks.7.attn.q_bias; "
+                                                  r"foreign 1 key\(s\): blocks.0.attn.k_bias$"):
+        zoo.load_model("beit_b", checkpoint=tmp_path / "changed.safetensors")
     # the fine-tuned file where the pre-training file belongs: the message names the file that has the head
     _, ft_file = standins.get(CASES["beit_b"][1])
     with pytest.raises(zoo.CheckpointError, match=r"lm_head\) is missing.*beit_base_patch16_224_pt22k.pth"):
