@@ -60,9 +60,9 @@ def settings(defenses: dict[str, dict[str, Any]], name: str) -> dict[str, Any]:
 def check_defenses(defenses: dict[str, dict[str, Any]], stage: str) -> None:
     allowed = (PRETRAIN_DEFENSES + ARCH_DEFENSES) if stage == "pretrain" else (FINETUNE_DEFENSES + ARCH_DEFENSES)
     for name in defenses:
+        settings(defenses, name)  # unknown names and settings first
         if name not in allowed:
             raise KeyError(f"defense '{name}' does not apply to the {stage} stage (allowed: {', '.join(allowed)})")
-        settings(defenses, name)
     if "saliency_masking" in defenses and "entropy_masking" in defenses:
         raise KeyError("choose one of saliency_masking and entropy_masking")
 
