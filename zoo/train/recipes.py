@@ -99,19 +99,18 @@ register_recipe(Recipe(
 
 # -- Defended variants of the embedded default ---------------------------------------------------------------
 # Every variant starts from the baseline's MIM weights. MIM-side variants continue pretraining for a few epochs
-# with their defense; then every variant (the control included) gets the same adversarial fine-tuning of a
+# with their defense (2 epochs); then every variant (the control included) gets the same adversarial fine-tuning of a
 # fresh classifier on its own encoder, so the table isolates what the MIM-side defense adds.
 ADV_FINETUNE_EPS = 0.1
 
 
 def _defended_finetune(extra: Optional[dict[str, dict[str, Any]]] = None) -> StageConfig:
-    return StageConfig(epochs=4, batch_size=256, lr=1e-3, weight_decay=0.05, warmup_epochs=0.5, layer_decay=0.75,
-                       label_smoothing=0.0, drop_path_rate=0.1, augment=True,
-                       defenses=extra or {"adversarial_finetune": {"attack": "pgd", "eps": ADV_FINETUNE_EPS,
-                                                                   "steps": 3}})
+    return StageConfig(epochs=5, batch_size=256, lr=2e-3, weight_decay=0.05, warmup_epochs=0.5, layer_decay=0.85,
+                       label_smoothing=0.0, drop_path_rate=0.05, augment=True,
+                       defenses=extra or {"adversarial_finetune": {"attack": "fgsm_rs", "eps": ADV_FINETUNE_EPS}})
 
 
-def _defended_pretrain(defenses: dict[str, dict[str, Any]], epochs: float = 3) -> StageConfig:
+def _defended_pretrain(defenses: dict[str, dict[str, Any]], epochs: float = 2) -> StageConfig:
     return StageConfig(epochs=epochs, batch_size=256, lr=5e-4, weight_decay=0.05, betas=(0.9, 0.95),
                        warmup_epochs=0.25, defenses=defenses)
 
@@ -125,22 +124,24 @@ def _variant(suffix: str, description: str, pretrain: Optional[dict[str, dict[st
         finetune=finetune or _defended_finetune(), init_from="mae_vit_t_fmnist"))
 
 
-_variant("advft", "Control: the baseline's MIM weights, then the shared adversarial fine-tuning (PGD-3 AT, eps 0.1).",
+_variant("advft", "Control: the baseline's MIM weights, then the shared adversarial fine-tuning (FGSM-RS AT, eps 0.1, "
+         "5 epochs).",
          None)
 _variant("trades", "The baseline's MIM weights, then TRADES fine-tuning (beta 6, eps 0.1).", None,
-         _defended_finetune({"trades": {"eps": ADV_FINETUNE_EPS, "steps": 3, "beta": 6.0}}))
-_variant("adversarial_advft", "Adversarial MIM pretraining (PGD-2 on the MIM loss, eps 0.1, joint clean + adv), "
-         "then the shared adversarial fine-tuning.", {"adversarial": {"eps": 0.1, "steps": 2, "joint": True}})
+         _defended_finetune({"trades": {"eps": ADV_FINETUNE_EPS, "steps": 2, "beta": 6.0}}))
+_variant("adversarial_advft", "Adversarial MIM pretraining (1-step PGD with random start on the MIM loss, eps 0.1, "
+         "joint clean + adv), then the shared adversarial fine-tuning.",
+         {"adversarial": {"eps": 0.1, "steps": 1, "joint": True}})
 _variant("mimir_advft", "MIMIR pretraining (adversarial input, clean target, HSIC penalty; 1-step PGD eps 0.1), "
          "then the shared adversarial fine-tuning.", {"mimir": {"eps": 0.1, "steps": 1, "hsic_weight": 1e-5}})
-_variant("denoising_advft", "Denoising MIM pretraining (MIM loss + ||f(x_adv) - x||^2 over the whole image, PGD-2 eps "
-         "0.1), then the shared adversarial fine-tuning.", {"denoising": {"eps": 0.1, "steps": 2, "weight": 1.0}})
+_variant("denoising_advft", "Denoising MIM pretraining (MIM loss + ||f(x_adv) - x||^2 over the whole image, 1-step PGD "
+         "eps 0.1), then the shared adversarial fine-tuning.", {"denoising": {"eps": 0.1, "steps": 1, "weight": 1.0}})
 _variant("saliency_masking_advft", "Saliency-guided masking (Sobel magnitude), then the shared adversarial "
          "fine-tuning.", {"saliency_masking": {}})
 _variant("entropy_masking_advft", "Entropy-guided masking (patch intensity entropy), then the shared adversarial "
          "fine-tuning.", {"entropy_masking": {}})
 _variant("contrastive_advft", "Contrastive alignment (InfoNCE) of clean and adversarial latents during MIM "
-         "pretraining, then the shared adversarial fine-tuning.", {"contrastive": {"eps": 0.1, "steps": 2}})
+         "pretraining, then the shared adversarial fine-tuning.", {"contrastive": {"eps": 0.1, "steps": 1}})
 _variant("ensemble_encoding_advft", "Ensemble encoding of clean and noisy copies during MIM pretraining, then the "
          "shared adversarial fine-tuning.", {"ensemble_encoding": {"sigma": 0.1}})
 _variant("regularized_advft", "Stochastic depth, dropout and spectral normalisation of the encoder during MIM "
