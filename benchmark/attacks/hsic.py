@@ -96,6 +96,9 @@ def normalized_hsic(x: torch.Tensor, y: torch.Tensor, sigma_x: Bandwidth = None,
     return (kc * lc).sum() / ((kc * kc).sum() * (lc * lc).sum()).clamp_min(eps).sqrt()
 
 
+hsic_normalized = normalized_hsic  # the name zoo/train's MIMIR defense imports
+
+
 def normalized_hsic_cca(x: torch.Tensor, y: torch.Tensor, sigma_x: Bandwidth = None, sigma_y: Bandwidth = None,
                         eps: float = 1e-5) -> torch.Tensor:
     """tr(Kc (Kc + n eps I)^-1 Lc (Lc + n eps I)^-1): the regularised normalised cross-covariance (HSIC-CCA)."""
@@ -113,5 +116,5 @@ def _check_pair(x: torch.Tensor, y: torch.Tensor) -> None:
         raise ValueError(f"HSIC needs paired samples: {x.shape[0]} vs {y.shape[0]}")
 
 
-__all__ = ["gaussian_gram", "hsic", "hsic_from_grams", "median_bandwidth", "normalized_hsic",
+__all__ = ["gaussian_gram", "hsic", "hsic_from_grams", "hsic_normalized", "median_bandwidth", "normalized_hsic",
            "normalized_hsic_cca", "pairwise_sq_dists"]
