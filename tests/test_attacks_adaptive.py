@@ -116,3 +116,31 @@ def test_agnostic_attacker_never_uses_the_evaluation_mask(batch):
     torch.testing.assert_close(attack(x, mask_a, ids), attack(x, mask_b, ids), rtol=0, atol=0)
     batched = MIMPGD(model, 0.1, steps=3, threat="agnostic", eot_samples=3, max_batch=8)  # one mask per pass
     torch.testing.assert_close(batched(x, mask_a, ids), attack(x, mask_a, ids), atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("stem", ["simmim", "beit"])
+def test_every_reconstruction_attack_runs_on_every_family(official_dir, stem):
+    """SimMIM (L1 on masked pixels) and BEiT (tokens, no pixels) through every attack of the suites."""
+    import zoo
+    from .helpers import official_arch
+    family, arch = official_arch(stem)
+    torch.manual_seed(0)
+    model = zoo.build(family, **arch).eval()
+    g = torch.Generator().manual_seed(1)
+    x, ids = torch.rand(4, 3, 32, 32, generator=g), torch.arange(4)
+    mask = model.make_mask(ids)
+    seen = set()
+    for c in get_suite("full").cells("cifar10", "reconstruction"):
+        if (c.impl, c.threat, c.norm) in seen:
+            continue
+        seen.add((c.impl, c.threat, c.norm))
+        cell = replace(c, steps=min(c.steps, 3), eot_samples=min(c.eot_samples, 2))
+        x_adv = build_reconstruction_attack(model, cell, SEED)(x, mask, ids)
+        check_adversarial(x_adv, x, cell.eps, cell.norm)
+        tokens = model.forward_mim(x, mask).pred.argmax(-1) if family == "beit" else None
+        with torch.no_grad():
+            before = mim_attack_loss(model, x, x, mask, tokens)
+            after = mim_attack_loss(model, x_adv, x, mask, tokens)
+        if cell.impl in ("pgd", "bim", "apgd", "mi_pgd") and cell.threat == "aware" and cell.scope != "masked":
+            assert after.mean() > before.mean(), (stem, cell.attack, cell.norm)
+    assert {i for i, _, _ in seen} >= {"fgsm", "bim", "pgd", "apgd", "feature_pgd", "mi_pgd"}

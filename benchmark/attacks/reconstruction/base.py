@@ -42,11 +42,15 @@ def mim_attack_loss(model: nn.Module, x_adv: torch.Tensor, x_clean: torch.Tensor
     BEiT has no pixels: cross-entropy of the masked positions against the clean prediction's top-1 tokens.
     """
     if getattr(model, "family", "") == "beit":
-        logits = model.forward_mim(x_adv, mask).pred
-        ce = F.cross_entropy(logits.flatten(0, 1), clean_tokens.flatten(), reduction="none").view(mask.shape)
-        m = mask.to(ce.dtype)
-        return (ce * m).sum(1) / m.sum(1)
+        return token_loss(model.forward_mim(x_adv, mask).pred, clean_tokens, mask)
     return model.forward_mim(x_adv, mask, target=x_clean, reduction="none").loss
+
+
+def token_loss(logits: torch.Tensor, clean_tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Per-sample mean cross-entropy of the masked positions' logits against the clean top-1 tokens (BEiT)."""
+    ce = F.cross_entropy(logits.flatten(0, 1), clean_tokens.flatten(), reduction="none").view(mask.shape)
+    m = mask.to(ce.dtype)
+    return (ce * m).sum(1) / m.sum(1)
 
 
 @dataclass

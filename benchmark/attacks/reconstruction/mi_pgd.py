@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from ..hsic import median_bandwidth, normalized_hsic
-from .base import MIMAttack, mim_attack_loss
+from .base import MIMAttack, token_loss
 
 
 class MIMMIPGD(MIMAttack):
@@ -43,8 +43,8 @@ class MIMMIPGD(MIMAttack):
 
     def _objective(self, x_adv, x, mask, ctx):
         if getattr(self.model, "family", "") == "beit":
-            per = mim_attack_loss(self.model, x_adv, x, mask, ctx.get("tokens"))
-            latent = self.model.forward_mim(x_adv, mask).latent
+            out = self.model.forward_mim(x_adv, mask)
+            per, latent = token_loss(out.pred, ctx["tokens"], mask), out.latent
         else:
             out = self.model.forward_mim(x_adv, mask, target=x, reduction="none")
             per, latent = out.loss, out.latent
