@@ -198,9 +198,10 @@ def write_index_page(out: Path, summary: dict[str, tuple[list[Board], int]]) -> 
             table = _board_table(short, short.ranked, True) if short.ranked else "<p><em>No complete entry yet.</em></p>"
             body.append(table.replace('href="entries/', f'href="{_esc(ds)}/entries/'))
             more = len(b.ranked) - README_TOP
-            if more > 0 or b.partial:
+            rest = ([f"{more} more ranked"] if more > 0 else []) + ([f"{len(b.partial)} partial"] if b.partial else [])
+            if rest:
                 body.append(f'<p class="muted"><a href="{_esc(ds)}/index.html#{b.target}">'
-                            f"{max(more, 0)} more ranked, {len(b.partial)} partial &rarr;</a></p>")
+                            f"{', '.join(rest)} &rarr;</a></p>")
         plot = Path(out) / ds / "plots"
         first = sorted(plot.glob("curves_*.png"))[:1] if plot.is_dir() else []
         for p in first:

@@ -11,7 +11,7 @@ import math
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import matplotlib
 
@@ -75,7 +75,7 @@ def curves_figure(rf: pd.DataFrame, df: pd.DataFrame, suite: str, partial: dict[
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(panels):]:
         ax.set_visible(False)
-    handles, labels = {}, {}
+    handles: dict = {}
     for ax in axes.flat:
         for h, lab in zip(*ax.get_legend_handles_labels()):
             handles.setdefault(lab, h)
@@ -87,44 +87,55 @@ def curves_figure(rf: pd.DataFrame, df: pd.DataFrame, suite: str, partial: dict[
     return fig
 
 
-def _show(ax, img: np.ndarray, title: Optional[str]) -> None:
-    """An image C x H x W in [0, 1] (grey when C == 1)."""
-    img = np.clip(img, 0, 1)
-    if img.shape[0] == 1:
-        ax.imshow(img[0], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-    else:
-        ax.imshow(img.transpose(1, 2, 0), interpolation="nearest")
-    ax.set_xticks([])
-    ax.set_yticks([])
-    if title:
-        ax.set_title(title, fontsize=8)
+def _column(imgs: np.ndarray, pad: int) -> np.ndarray:
+    """k images C x H x W stacked vertically with white gaps: one H' x W x C picture (C = 1 or 3)."""
+    k, c, h, w = imgs.shape
+    out = np.ones((k * h + (k - 1) * pad, w, c), dtype=np.float32)
+    for i in range(k):
+        out[i * (h + pad):i * (h + pad) + h] = np.clip(imgs[i], 0, 1).transpose(1, 2, 0)
+    return out
 
 
 def grid_figure(ex: dict[str, Any], model: str):
-    """Rows = examples; columns = clean, masked input, attacked, perturbation (magnified), two reconstructions."""
+    """Rows = examples; columns = clean, masked input, attacked, perturbation (magnified), two reconstructions.
+
+    Each column is one image of the k examples stacked (one axes per column keeps matplotlib fast)."""
     clean, delta = ex["clean"], ex["delta"]
     eps, norm = float(ex["meta"]["eps"]), ex["meta"]["norm"]
-    k = clean.shape[0]
+    k, c, h, w = clean.shape
     if norm == "Linf":
         gain = 0.5 / eps
-        pert_title = f"perturbation (x{gain:.3g}, grey = 0)"
+        pert_title = f"perturbation\n(x{gain:.3g}, grey = 0)"
     else:
         gain = 0.5 / max(float(np.abs(delta).max()), 1e-12)
-        pert_title = "perturbation (scaled to max, grey = 0)"
+        pert_title = "perturbation\n(scaled, grey = 0)"
     masked_input = clean * (1 - ex["mask_pixels"]) + 0.5 * ex["mask_pixels"]
     columns = [("clean input", clean), ("masked input", masked_input), ("attacked input", clean + delta),
-               (pert_title, 0.5 + gain * delta), ("clean reconstruction", ex["recon_clean"]),
-               ("attacked reconstruction", ex["recon_attacked"])]
-    fig, axes = plt.subplots(k, len(columns), figsize=(1.55 * len(columns), 1.65 * k + 0.6), squeeze=False)
-    for i in range(k):
-        for j, (title, imgs) in enumerate(columns):
-            _show(axes[i, j], imgs[i], title if i == 0 else None)
-        axes[i, 0].set_ylabel(f"id {int(ex['sample_ids'][i])}", fontsize=8)
-        axes[i, 4].set_xlabel(f"{ex['psnr_clean'][i]:.1f} dB", fontsize=7)
-        axes[i, 5].set_xlabel(f"{ex['psnr_attacked'][i]:.1f} dB", fontsize=7)
-    fig.suptitle(f"{model}: {ex['meta']['attack']} {norm} eps {format_eps(eps)} (masked PSNR under the "
-                 f"reconstructions)", fontsize=9)
-    fig.tight_layout(rect=(0, 0, 1, 0.95))
+               (pert_title, 0.5 + gain * delta), ("clean\nreconstruction", ex["recon_clean"]),
+               ("attacked\nreconstruction", ex["recon_attacked"])]
+    pad = max(2, h // 10)
+    fig, axes = plt.subplots(1, len(columns), figsize=(1.5 * len(columns) + 0.4, 1.5 * k * (1 + pad / h) + 0.9))
+    centres = [i * (h + pad) + h / 2 for i in range(k)]
+    for j, (ax, (title, imgs)) in enumerate(zip(axes, columns)):
+        pic = _column(imgs, pad)
+        if c == 1:
+            ax.imshow(pic[..., 0], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        else:
+            ax.imshow(pic, interpolation="nearest")
+        ax.set_title(title, fontsize=8)
+        ax.set_xticks([])
+        ax.set_yticks(centres if j == 0 else [], [f"id {int(i)}" for i in ex["sample_ids"]] if j == 0 else [],
+                      fontsize=8)
+        for side in ax.spines.values():
+            side.set_visible(False)
+        if j >= 4:
+            values = ex["psnr_clean"] if j == 4 else ex["psnr_attacked"]
+            for i, v in enumerate(values):
+                ax.text(w - 1, i * (h + pad) + h - 1, f"{v:.1f} dB", color="yellow", fontsize=6.5, ha="right",
+                        va="bottom", bbox=dict(facecolor="black", alpha=0.6, pad=0.5, lw=0))
+    fig.suptitle(f"{model}: {ex['meta']['attack']} {norm} eps {format_eps(eps)}\n(masked PSNR in the corner of "
+                 f"each reconstruction)", fontsize=9)
+    fig.tight_layout(rect=(0, 0, 1, 0.97))
     return fig
 
 
