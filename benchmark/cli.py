@@ -5,6 +5,7 @@ Exit codes: 0 done; 2 bad arguments or missing inputs (one line, nothing written
 from __future__ import annotations
 
 import argparse
+import math
 import platform
 import sys
 from datetime import datetime, timezone
@@ -69,7 +70,9 @@ def _list_models() -> str:
             else:
                 found = [s for s in sources if (checkpoint_cache() / s.filename).is_file()]
                 present = bool(found)
-                where = (found or sources)[0].url or (found or sources)[0].page or (found or sources)[0].filename
+                src = (found or sources)[0]
+                where = (str(checkpoint_cache() / src.filename) if present else
+                         f"{src.filename} from {src.url}" if src.url else f"{src.filename}, by hand from {src.page}")
             parts.append(f"{role}: {'present' if present else 'missing'} ({where})")
         lines.append(f"{name:<34} {card.family:<7} {card.dataset:<14} " + "; ".join(parts))
     lines.append(f"\ncache: {checkpoint_cache()} (set MIMBENCH_HOME to move it)")
@@ -109,6 +112,32 @@ def _model_label(args, bundle) -> str:
         if shipped is None or Path(shipped.local_dir or "").resolve() != Path(args.model).resolve():
             return Path(args.model).resolve().name
     return bundle.card.name
+
+
+# The clean top-1 of a published classifier is checked against its paper only on ImageNet with enough samples.
+TOP1_CHECK_MIN_N = 500
+
+
+def expected_top1_warning(card, dataset: str, n: int, accuracy: Optional[float]) -> Optional[str]:
+    """One line when the measured clean top-1 is far from the paper's (wrong preprocessing or wrong file)."""
+    expected = getattr(card, "expected_top1", None)
+    if expected is None or accuracy is None or dataset != "imagenet" or card.dataset != "imagenet" \
+            or n < TOP1_CHECK_MIN_N:
+        return None
+    tolerance = max(0.05, 3 * math.sqrt(expected * (1 - expected) / n))  # at least 5 points, or 3 binomial sigmas
+    if abs(accuracy - expected) <= tolerance:
+        return None
+    return (f"warning: clean top-1 {accuracy:.3f} on {n} imagenet images is far from the {expected:.3f} reported for "
+            f"{card.name}: check the preprocessing and the checkpoint file")
+
+
+def _input_shape(model) -> Optional[tuple[int, int, int]]:
+    """C x H x W a model takes (from its timm patch embedding), None when it does not say."""
+    from timm.layers import PatchEmbed
+    embed = next((m for m in model.modules() if isinstance(m, PatchEmbed)), None) if model is not None else None
+    if embed is None or embed.img_size is None:
+        return None
+    return (embed.proj.in_channels, *embed.img_size)
 
 
 def _versions() -> dict[str, str]:
@@ -165,9 +194,15 @@ def run(args: argparse.Namespace) -> int:
             hint = f" (or run with --target {'downstream' if role == 'mim' else 'reconstruction'})"
             raise UsageError(bundle.missing.get(role, f"no {role} model") + hint)
     try:
-        data = load_dataset(dataset_name, "test", data_dir=args.data_dir)
+        data = load_dataset(dataset_name, "test", data_dir=args.data_dir, preprocessing=bundle.card.preprocessing)
     except DatasetError as exc:
         raise UsageError(str(exc)) from None
+    for role, target in (("mim", "reconstruction"), ("classifier", "downstream")):
+        shape = _input_shape(getattr(bundle, role)) if args.target in ("both", target) else None
+        if shape is not None and tuple(data.images.shape[1:]) != shape:
+            raise UsageError(f"{bundle.card.name} takes {' x '.join(map(str, shape))} images, {dataset_name} has "
+                             f"{' x '.join(map(str, data.images.shape[1:]))} (its card's dataset is "
+                             f"{bundle.card.dataset})")
     full_size = len(data)
     n = args.n_examples if args.n_examples is not None else (full_size if args.submit
                                                              else min(DEFAULT_N_EXAMPLES, full_size))
@@ -198,8 +233,8 @@ def run(args: argparse.Namespace) -> int:
         except Exception as exc:  # pictures are a courtesy: never lose a finished run over them
             print(f"warning: no reconstruction examples ({type(exc).__name__}: {exc})", file=sys.stderr)
 
-    settings = {"n": result.n, "eval_size": full_size, "seed": args.seed, "batch_size": args.batch_size, "target": args.target,
-                "device": str(device), "dataset": dataset_name, "data_source": data.source}
+    settings = {"n": result.n, "eval_size": full_size, "seed": args.seed, "batch_size": args.batch_size,
+                "target": args.target, "device": str(device), "dataset": dataset_name, "data_source": data.source}
     run_record: dict[str, Any] = {
         "suite": suite.name, "settings": settings, "cells": result.cells, "complete": complete,
         "partial_reason": None if complete else f"n={result.n} of the {full_size} evaluation samples",
@@ -215,6 +250,10 @@ def run(args: argparse.Namespace) -> int:
     base = {"card": bundle.card.to_dict(), "checkpoints": checkpoints}
     out = Path(args.out)
     print(run_summary(result.reconstruction, result.downstream))
+    clean_top1 = next((r["accuracy"] for r in result.downstream if r["attack"] == "none"), None)
+    warning = expected_top1_warning(bundle.card, dataset_name, result.n, clean_top1)
+    if warning:
+        print(warning, file=sys.stderr)
     for k, v in result.unavailable.items():
         print(f"note: {k} unavailable: {v}")
     try:

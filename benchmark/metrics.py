@@ -68,6 +68,12 @@ def token_agreement(clean_logits: torch.Tensor, adv_logits: torch.Tensor, mask: 
     return same.sum(1) / mask.sum(1)
 
 
+def token_accuracy(logits: torch.Tensor, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Share of masked positions whose top-1 predicted visual token is the tokenizer's token (BEiT), per image."""
+    hit = (logits.argmax(-1) == tokens.to(logits.device)).to(torch.float32) * mask
+    return hit.sum(1) / mask.sum(1)
+
+
 def mean_fill(img: torch.Tensor, mask: torch.Tensor, p: int) -> torch.Tensor:
     """Each image's masked patches filled with the mean of its visible pixels: the trivial baseline."""
     pix = patch_mask_to_pixels(mask, p, (img.shape[2] // p, img.shape[3] // p)).to(img.dtype)

@@ -23,6 +23,8 @@ from .attacks.reconstruction import RECONSTRUCTION_ATTACKS
 from .suites import Cell, Suite
 
 RECON_METRICS = ("mse", "psnr", "ssim", "lpips", "psnr_input", "token_agreement")
+# Only when the model can compute them (BEiT with a user-supplied tokenizer); kept in the entry, not the CSV.
+OPTIONAL_RECON_METRICS = ("token_accuracy",)
 CLEAN = "clean"
 
 
@@ -123,6 +125,8 @@ class Runner:
         rec["psnr_input"] = M.psnr(x_in, x_clean).tolist() if attacked else none
         if getattr(mim, "family", "") == "beit":
             rec["token_agreement"] = M.token_agreement(clean_pred, out.pred, mask).tolist()
+            if getattr(mim, "tokenizer", None) is not None:  # tokens of the clean image, as BEiT's targets
+                rec["token_accuracy"] = M.token_accuracy(out.pred, mim.tokenizer(x_clean), mask).tolist()
         else:
             rec["token_agreement"] = none
         return rec
@@ -203,12 +207,15 @@ class Runner:
         def merged(records: list[dict], key: str) -> list:
             return [v for r in records for v in r[key]]
 
+        def optional(records: list[dict]) -> dict[str, Optional[float]]:
+            return {m: _mean(merged(records, m)) for m in OPTIONAL_RECON_METRICS if all(m in r for r in records)}
+
         if "downstream" in self.targets:
             res.downstream.append({**base, "attack": "none", "norm": "none", "eps": 0.0, "n": n,
                                    "accuracy": _mean(merged(clean, "correct"))})
         if "reconstruction" in self.targets:
             res.reconstruction.append({**base, "attack": "none", "norm": "none", "eps": 0.0, "n": n,
-                                       **{m: _mean(merged(clean, m)) for m in RECON_METRICS}})
+                                       **{m: _mean(merged(clean, m)) for m in RECON_METRICS}, **optional(clean)})
             if not self.lpips.available:
                 res.unavailable["lpips"] = self.lpips.reason
         for cell in self.cells:
@@ -217,6 +224,7 @@ class Runner:
             if cell.target == "downstream":
                 res.downstream.append({**row, "accuracy": _mean(merged(recs, "correct"))})
             else:
-                res.reconstruction.append({**row, **{m: _mean(merged(recs, m)) for m in RECON_METRICS}})
+                res.reconstruction.append({**row, **{m: _mean(merged(recs, m)) for m in RECON_METRICS},
+                                           **optional(recs)})
             res.cells.append(cell.to_dict())
         return res

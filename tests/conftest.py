@@ -19,3 +19,13 @@ def official_dir() -> Path:
 def fmnist_test():
     from zoo.data import load_dataset
     return load_dataset("fashion_mnist", "test")
+
+
+@pytest.fixture
+def one_thread():
+    """torch on one thread: on a busy 2-core machine two OpenMP threads can stall each other for seconds."""
+    import torch
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

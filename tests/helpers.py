@@ -9,7 +9,18 @@ import torch
 import zoo
 
 REPO = Path(__file__).resolve().parents[1]
-OFFICIAL = REPO.parent / "shared" / "fixtures" / "official"
+
+
+def _shared_dir() -> Path:
+    """../shared beside the repository (a git worktree under a folder of worktrees looks one level higher)."""
+    for parent in REPO.parents[:2]:
+        if (parent / "shared" / "fixtures").is_dir():
+            return parent / "shared"
+    return REPO.parent / "shared"
+
+
+SHARED = _shared_dir()
+OFFICIAL = SHARED / "fixtures" / "official"
 
 
 def official_arch(stem: str) -> tuple[str, dict]:

@@ -9,8 +9,9 @@ import torch.nn as nn
 
 from .checkpoints import (CheckpointError, MissingCheckpointError, PathLike, fetch, load_checkpoint,
                           sha256sum)
-from .models import build
-from .registry import CheckpointSource, ModelCard, card_from_folder, encoder_only_hint, get_card
+from .models import build_for_weights
+from .registry import (CheckpointSource, ModelCard, card_from_folder, classifier_hint, encoder_only_hint,
+                       get_card)
 
 
 @dataclass
@@ -80,12 +81,13 @@ def _load_part(card: ModelCard, role: str, explicit: Optional[PathLike]):
         arch = _stats(card, card.arch)
         if source is not None:
             arch.update(dict(source.arch_overrides))
-        model = build(card.family, **arch)
+        model = build_for_weights(card.family, **arch)
         model.checkpoint_hint = encoder_only_hint(card)
     else:
         if card.classifier_arch is None:
             return None, None, f"{card.name} has no classifier architecture"
-        model = build(card.classifier_family, **_stats(card, card.classifier_arch))
+        model = build_for_weights(card.classifier_family, **_stats(card, card.classifier_arch))
+        model.checkpoint_hint = classifier_hint(card)
     load_checkpoint(model, path)
     digest = sha256sum(path)
     if source is not None and source.sha256 and source.sha256 != digest:

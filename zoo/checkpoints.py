@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Callable, Iterable, Mapping, Optional, Union
@@ -47,14 +48,22 @@ def read_state_dict(path: PathLike) -> dict[str, torch.Tensor]:
         except (SafetensorError, OSError, ValueError) as exc:
             raise CheckpointError(f"{path}: unreadable safetensors file ({exc})") from None
     try:
-        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about pickle protocols on stderr; errors are reported below
+            warnings.simplefilter("ignore")
+            obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unsafe pickle"
         raise CheckpointError(f"{path}: refused, the file holds objects other than tensors "
-                              f"(weights_only load failed: {first[:160]})") from None
+                              f"(weights_only load failed: {_unpickling_reason(str(exc))[:160]})") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
         raise CheckpointError(f"{path}: unreadable or truncated checkpoint ({str(exc).splitlines()[0][:160]})") from None
     return _unwrap(obj, path)
+
+
+def _unpickling_reason(message: str) -> str:
+    """The informative line of torch's weights_only error (what it refused), not its generic preamble."""
+    tail = message.split("WeightsUnpickler error:", 1)[-1] if "WeightsUnpickler error:" in message else message
+    lines = [line.strip() for line in tail.splitlines() if line.strip()]
+    return lines[0] if lines else "unsafe pickle"
 
 
 def _unwrap(obj, path: Path) -> dict[str, torch.Tensor]:

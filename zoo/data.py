@@ -1,7 +1,10 @@
 """Evaluation and training datasets as tensors in [0, 1], with stable sample ids (id = index in the split).
 
 Fashion-MNIST is read from Debian's `dataset-fashion-mnist` package when present, else downloaded through
-torchvision into the cache. The order of a split never changes, so `--n-examples N` means the first N ids.
+torchvision into the cache; CIFAR-10 through torchvision. ImageNet is a validation folder given by the user,
+evaluated on a fixed class-balanced subset (see `imagenet_subset`), decoded lazily with the model card's
+preprocessing (timm's eval transforms). The order of a split never changes, so `--n-examples N` means the
+first N ids.
 """
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ import gzip
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -18,19 +21,56 @@ DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
                          "Bag", "Ankle boot")
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+IMAGENET_NUM_CLASSES = 1000
+IMAGENET_PER_CLASS = 5          # 5 x 1000 = the 5000-image evaluation subset
+IMAGE_EXTENSIONS = (".jpeg", ".jpg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+DEFAULT_IMAGENET_PREPROCESSING = {"resize": 256, "crop": 224, "interpolation": "bicubic"}
 
 
 class DatasetError(RuntimeError):
     """A dataset that is not on this machine and cannot be fetched; the message says how to get it."""
 
 
+class LazyImages:
+    """Images decoded from files when indexed, so a 5000-image ImageNet subset never sits in memory.
+
+    Indexing with a slice gives another LazyImages; with positions (tensor, list, int) a float tensor
+    N x C x H x W in [0, 1]. `shape` is that of the whole stack, as for a tensor.
+    """
+
+    def __init__(self, files: Sequence[Path], transform, size: tuple[int, int], channels: int = 3) -> None:
+        self.files, self.transform, self.size, self.channels = list(files), transform, size, channels
+
+    @property
+    def shape(self) -> torch.Size:
+        return torch.Size((len(self.files), self.channels, *self.size))
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def _load(self, path: Path) -> torch.Tensor:
+        from PIL import Image
+        with Image.open(path) as img:
+            return self.transform(img.convert("RGB"))
+
+    def __getitem__(self, index: Union[slice, int, torch.Tensor, Sequence[int]]):
+        if isinstance(index, slice):
+            return LazyImages(self.files[index], self.transform, self.size, self.channels)
+        if isinstance(index, int):
+            return self._load(self.files[index])
+        positions = index.flatten().tolist() if isinstance(index, torch.Tensor) else list(index)
+        if not positions:
+            return torch.zeros(0, *self.shape[1:])
+        return torch.stack([self._load(self.files[int(i)]) for i in positions])
+
+
 @dataclass
 class ImageDataset:
-    """A split held in memory: images N x C x H x W float in [0, 1], labels N, sample ids N."""
+    """A split: images N x C x H x W float in [0, 1] (a tensor, or LazyImages), labels N, sample ids N."""
 
     name: str
     split: str
-    images: torch.Tensor
+    images: Union[torch.Tensor, LazyImages]
     labels: torch.Tensor
     sample_ids: torch.Tensor
     classes: tuple[str, ...]
@@ -118,7 +158,77 @@ def load_cifar10(split: str = "test", data_dir: Optional[str] = None) -> ImageDa
     return ImageDataset("cifar10", split, images, labels, torch.arange(len(labels)), CIFAR10_CLASSES, str(root))
 
 
-_LOADERS = {"fashion_mnist": load_fashion_mnist, "cifar10": load_cifar10}
+def eval_transform(preprocessing: Optional[dict[str, Any]] = None):
+    """A card's preprocessing (resize, crop, interpolation) as timm's eval transform, to [0, 1] tensors.
+
+    `resize` is the shorter side (then a centre crop, as the authors' eval code) or [height, width] (a squash,
+    as Hugging Face processors do); mean/std are not applied here: the models normalise inside.
+    """
+    from timm.data.transforms_factory import transforms_imagenet_eval
+    p = dict(DEFAULT_IMAGENET_PREPROCESSING, **(preprocessing or {}))
+    crop, resize = int(p["crop"]), p["resize"]
+    squash = isinstance(resize, (list, tuple))
+    edge = int(resize[0]) if squash else int(resize)
+    if squash and int(resize[0]) != int(resize[1]):
+        raise DatasetError(f"preprocessing resize {list(resize)}: only square resizes are supported")
+    # timm resizes to floor(crop / crop_pct); the half pixel makes that exactly `edge`
+    return transforms_imagenet_eval(img_size=crop, crop_pct=crop / (edge + 0.5), crop_mode="squash" if squash else
+                                    "center", interpolation=p["interpolation"], mean=(0.0, 0.0, 0.0),
+                                    std=(1.0, 1.0, 1.0))
+
+
+def _image_files(folder: Path) -> list[Path]:
+    return sorted(f for f in folder.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)
+
+
+def imagenet_subset(root: Path, per_class: int = IMAGENET_PER_CLASS) -> tuple[list[Path], list[int], list[str]]:
+    """The fixed class-balanced subset of a class-folder validation set: (files, labels, class names).
+
+    Classes are the sub-folders in sorted order (torchvision's ImageFolder order, which for the 1000 WordNet ids
+    is the standard ImageNet-1k class index). Of each class the first `per_class` images by file name are taken,
+    ordered round-robin over the classes: sample id = rank * num_classes + class index. So every prefix of
+    num_classes ids has one image of each class, and `--n-examples` stays class-balanced.
+    """
+    classes = sorted(d.name for d in root.iterdir() if d.is_dir())
+    if not classes:
+        raise DatasetError(f"{root}: no class folders (expected e.g. {root}/n01440764/ILSVRC2012_val_00000293.JPEG)")
+    per = []
+    for name in classes:
+        files = _image_files(root / name)
+        if len(files) < per_class:
+            raise DatasetError(f"{root / name}: {len(files)} images, the evaluation subset takes {per_class} per class")
+        per.append(files[:per_class])
+    files = [per[c][r] for r in range(per_class) for c in range(len(classes))]
+    labels = [c for _ in range(per_class) for c in range(len(classes))]
+    return files, labels, classes
+
+
+def load_imagenet(split: str = "test", data_dir: Optional[str] = None,
+                  preprocessing: Optional[dict[str, Any]] = None) -> ImageDataset:
+    """The 5000-image subset of an ImageNet-1k validation folder (`--data-dir`), with the card's preprocessing."""
+    if split != "test":
+        raise DatasetError("imagenet: only the validation set is evaluated (split 'test')")
+    if not data_dir:
+        raise DatasetError("imagenet: pass --data-dir with the ImageNet-1k validation folder "
+                           "(1000 class folders: val/n01440764/*.JPEG, ...)")
+    root = Path(data_dir)
+    if (root / "val").is_dir():
+        root = root / "val"
+    if not root.is_dir():
+        raise DatasetError(f"imagenet: {root} is not a folder")
+    n_classes = sum(1 for d in root.iterdir() if d.is_dir())
+    if n_classes != IMAGENET_NUM_CLASSES:
+        raise DatasetError(f"imagenet: {root} has {n_classes} class folders, the ImageNet-1k validation set has "
+                           f"{IMAGENET_NUM_CLASSES} (one per WordNet id)")
+    files, labels, classes = imagenet_subset(root)
+    p = dict(DEFAULT_IMAGENET_PREPROCESSING, **(preprocessing or {}))
+    images = LazyImages(files, eval_transform(p), (int(p["crop"]), int(p["crop"])))
+    return ImageDataset("imagenet", split, images, torch.tensor(labels), torch.arange(len(files)), tuple(classes),
+                        str(root))
+
+
+_LOADERS = {"fashion_mnist": load_fashion_mnist, "cifar10": load_cifar10, "imagenet": load_imagenet}
+_TAKES_PREPROCESSING = {"imagenet"}
 
 
 def register_dataset(name: str, loader) -> None:
@@ -129,10 +239,17 @@ def list_datasets() -> list[str]:
     return sorted(_LOADERS)
 
 
-def load_dataset(name: str, split: str = "test", data_dir: Optional[str] = None, **kwargs) -> ImageDataset:
-    """Load a split by dataset name; raises DatasetError with a one-line remedy when it is missing."""
+def load_dataset(name: str, split: str = "test", data_dir: Optional[str] = None,
+                 preprocessing: Optional[dict[str, Any]] = None, **kwargs) -> ImageDataset:
+    """Load a split by dataset name; raises DatasetError with a one-line remedy when it is missing.
+
+    `preprocessing` (a model card's) applies to datasets of natural-size images (imagenet); the others are
+    used at their native resolution.
+    """
     if name not in _LOADERS:
         raise DatasetError(f"unknown dataset '{name}'; known: {', '.join(list_datasets())}")
     if split not in ("train", "test"):
         raise DatasetError(f"unknown split '{split}' (train or test)")
+    if name in _TAKES_PREPROCESSING:
+        kwargs["preprocessing"] = preprocessing
     return _LOADERS[name](split=split, data_dir=data_dir, **kwargs)

@@ -93,13 +93,74 @@ for _key, _s in _MAE_SIZES.items():
     ))
 
 
+# -- SimMIM (Xie et al., CVPR 2022), microsoft/SimMIM: files only through the README's Google Drive links -------
+_SIMMIM_PAGE = "https://github.com/microsoft/SimMIM#vision-transformer (Google Drive link in the README table)"
+_BEIT_STYLE_VIT_B = dict(img_size=224, patch_size=16, in_chans=3, embed_dim=768, depth=12, num_heads=12,
+                         mlp_ratio=4.0, qkv_bias=True, init_values=0.1, use_abs_pos_emb=False)
+register(ModelCard(
+    name="simmim_vit_b", family="simmim", dataset="imagenet",
+    arch=dict(_BEIT_STYLE_VIT_B, use_rel_pos_bias=False, use_shared_rel_pos_bias=True, encoder_stride=16,
+              mask_patch_size=32, mask_ratio=0.6),
+    preprocessing=_imagenet_preprocessing(IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD),
+    mim_sources=[CheckpointSource("simmim_pretrain__vit_base__img224__800ep.pth", None, page=_SIMMIM_PAGE,
+                                  note="encoder + linear pixel decoder, 800 epochs on ImageNet-1k")],
+    classifier_family="beit_classifier",
+    classifier_arch=dict(_BEIT_STYLE_VIT_B, num_classes=1000, use_rel_pos_bias=True, use_shared_rel_pos_bias=False,
+                         use_mean_pooling=True),
+    classifier_sources=[CheckpointSource("simmim_finetune__vit_base__img224__800ep.pth", None, page=_SIMMIM_PAGE)],
+    expected_top1=0.838, paper="Xie et al., SimMIM: A Simple Framework for Masked Image Modeling, CVPR 2022",
+    description="SimMIM ViT-B/16, ImageNet-1k, official checkpoints",
+))
+
+# -- BEiT (Bao et al., ICLR 2022), microsoft/unilm/beit: pre-trained on ImageNet-22k, DALL-E visual tokens ------
+_BEIT_URL = "https://unilm.blob.core.windows.net/beit/"
+_BEIT_SIZES = {
+    "b": dict(tag="base", embed_dim=768, depth=12, num_heads=12, init_values=0.1, top1=0.852),
+    "l": dict(tag="large", embed_dim=1024, depth=24, num_heads=16, init_values=1e-5, top1=0.874),
+}
+for _key, _s in _BEIT_SIZES.items():
+    _vit = dict(img_size=224, patch_size=16, in_chans=3, embed_dim=_s["embed_dim"], depth=_s["depth"],
+                num_heads=_s["num_heads"], mlp_ratio=4.0, qkv_bias=True, init_values=_s["init_values"],
+                use_abs_pos_emb=False)
+    _pt, _ft = f"beit_{_s['tag']}_patch16_224_pt22k.pth", f"beit_{_s['tag']}_patch16_224_pt22k_ft22kto1k.pth"
+    register(ModelCard(
+        name=f"beit_{_key}", family="beit", dataset="imagenet",
+        arch=dict(_vit, use_rel_pos_bias=False, use_shared_rel_pos_bias=True, vocab_size=8192, num_mask_patches=75,
+                  min_mask_patches_per_block=16),
+        preprocessing=_imagenet_preprocessing(BEIT_MEAN, BEIT_STD),
+        mim_sources=[CheckpointSource(_pt, _BEIT_URL + _pt, note="self-supervised on ImageNet-22k, with lm_head")],
+        classifier_family="beit_classifier",
+        classifier_arch=dict(_vit, num_classes=1000, use_rel_pos_bias=True, use_shared_rel_pos_bias=False,
+                             use_mean_pooling=True),
+        classifier_sources=[CheckpointSource(_ft, _BEIT_URL + _ft, note="fine-tuned on ImageNet-22k, then 1k")],
+        expected_top1=_s["top1"], paper="Bao et al., BEiT: BERT Pre-Training of Image Transformers, ICLR 2022",
+        description=f"BEiT-{_key.upper()}/16, pre-trained on ImageNet-22k, official checkpoints",
+    ))
+
+# The head each family's MIM model needs, which an encoder-only or fine-tuned file lacks.
+_MIM_HEAD_PREFIXES = {"mae": ("decoder_", "mask_token"), "simmim": ("decoder.",), "beit": ("lm_head.",)}
+_MIM_HEAD_NAMES = {"mae": "decoder", "simmim": "pixel decoder", "beit": "visual-token head (lm_head)"}
+
+
 def _encoder_only_hint(card: ModelCard):
-    """Message for an encoder-only MAE file (e.g. mae_pretrain_vit_base.pth) given for reconstruction."""
+    """Message for a file without the MIM head (e.g. mae_pretrain_vit_base.pth) given for reconstruction."""
+    prefixes = _MIM_HEAD_PREFIXES.get(card.family, ())
+
     def hint(missing: set, foreign: set) -> Optional[str]:
-        if any(k.startswith("decoder_") or k == "mask_token" for k in missing):
-            files = ", ".join(s.filename for s in card.mim_sources)
-            return (f"The decoder is missing: this looks like an encoder-only file; reconstruction needs the "
-                    f"full MAE ({files})")
+        if any(k.startswith(prefixes) for k in missing):
+            files = ", ".join(s.filename for s in card.mim_sources) or "the pre-training checkpoint"
+            return (f"The {_MIM_HEAD_NAMES.get(card.family, 'MIM head')} is missing: this looks like an encoder-only "
+                    f"or fine-tuned file; masked image modelling needs the full pre-training file ({files})")
+        return None
+    return hint
+
+
+def _classifier_hint(card: ModelCard):
+    """Message for a pre-training file given where the fine-tuned classifier is expected."""
+    def hint(missing: set, foreign: set) -> Optional[str]:
+        if any(k.startswith("head.") for k in missing):
+            files = ", ".join(s.filename for s in card.classifier_sources) or "a fine-tuned checkpoint"
+            return f"The classification head is missing: this looks like a pre-training file; the classifier needs {files}"
         return None
     return hint
 
@@ -115,7 +176,8 @@ def _card_from_local(folder: Path) -> ModelCard:
         name=meta["name"], family=meta["family"], arch=meta["arch"], dataset=meta["dataset"],
         preprocessing=meta.get("preprocessing", {}), mim_sources=_src("mim"),
         classifier_arch=meta.get("classifier_arch"), classifier_sources=_src("classifier"),
-        description=meta.get("description", ""), defenses=list(meta.get("defenses", [])), local_dir=str(folder),
+        classifier_family=meta.get("classifier_family", "vit_classifier"), description=meta.get("description", ""),
+        defenses=list(meta.get("defenses", [])), local_dir=str(folder),
     )
 
 
@@ -149,3 +211,7 @@ def get_card(name: str) -> ModelCard:
 
 def encoder_only_hint(card: ModelCard):
     return _encoder_only_hint(card)
+
+
+def classifier_hint(card: ModelCard):
+    return _classifier_hint(card)

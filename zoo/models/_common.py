@@ -74,8 +74,17 @@ class InputNormalizer(nn.Module):
 
     def __init__(self, mean: Sequence[float], std: Sequence[float]) -> None:
         super().__init__()
-        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
+        self._stats = (tuple(float(v) for v in mean), tuple(float(v) for v in std))
+        self.register_buffer("mean", torch.empty(1, len(mean), 1, 1), persistent=False)
+        self.register_buffer("std", torch.empty(1, len(std), 1, 1), persistent=False)
+        self.init_non_persistent_buffers()
+
+    def init_non_persistent_buffers(self) -> None:
+        """(Re)compute the buffers, e.g. after a model was built on the meta device (as timm's hook)."""
+        with torch.no_grad():
+            for name, values in zip(("mean", "std"), self._stats):
+                buf = getattr(self, name)
+                buf.copy_(torch.tensor(values, dtype=buf.dtype, device=buf.device).view(1, -1, 1, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.mean) / self.std

@@ -9,7 +9,7 @@ from typing import Any, Optional
 
 import torch
 import torch.nn as nn
-from timm.layers import PatchEmbed, trunc_normal_
+from timm.layers import PatchEmbed, calculate_drop_path_rates
 from timm.layers.pos_embed_sincos import build_sincos2d_pos_embed
 from timm.models.vision_transformer import Block
 
@@ -49,7 +49,7 @@ class MaskedAutoencoderViT(nn.Module):
         self.num_patches = num_patches = self.patch_embed.num_patches
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
         self.pos_embed = nn.Parameter(torch.zeros(1, num_patches + 1, embed_dim), requires_grad=False)
-        dpr = [r.item() for r in torch.linspace(0, drop_path_rate, depth)]
+        dpr = calculate_drop_path_rates(drop_path_rate, depth)
         self.blocks = nn.ModuleList([
             Block(embed_dim, num_heads, mlp_ratio, qkv_bias=True, norm_layer=norm_layer, proj_drop=drop_rate,
                   attn_drop=attn_drop_rate, drop_path=dpr[i]) for i in range(depth)])
@@ -91,6 +91,10 @@ class MaskedAutoencoderViT(nn.Module):
     def encode(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Encoder tokens (cls + visible patches, after the final norm) for images in [0, 1]."""
         return self._encode_normalized(self.normalizer(x), mask)[0]
+
+    def encode_with_ids(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Encoder tokens and the indices of the visible patches they stand for (what `decode` needs)."""
+        return self._encode_normalized(self.normalizer(x), mask)
 
     def _encode_normalized(self, xn: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mask = check_mask(mask, xn.shape[0], self.num_patches)

@@ -18,10 +18,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="with --list-recipes: machine-readable output")
     p.add_argument("--epochs", type=float, help="override the epochs of every stage of the recipe")
     p.add_argument("--max-steps", type=int, help="stop each stage after this many steps (smoke tests)")
+    p.add_argument("--batch-size", type=int, help="override the batch size of every stage")
     p.add_argument("--out", type=Path, help="output folder (default: runs/<recipe>)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda[:i] (default auto)")
     p.add_argument("--resume", action="store_true", help="continue from the output folder's last checkpoints")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice; 1 is steadier on a "
+                                                 "busy machine)")
     p.add_argument("--no-eval", action="store_true", help="skip the quality evaluation on the test split")
     return p
 
@@ -43,10 +46,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print("error: --recipe NAME is required (or --list-recipes)", file=sys.stderr)
         return 2
     try:
-        recipe = get_recipe(args.recipe).with_overrides(epochs=args.epochs)
+        recipe = get_recipe(args.recipe).with_overrides(epochs=args.epochs, batch_size=args.batch_size)
     except KeyError as exc:
         print(f"error: {exc.args[0]}", file=sys.stderr)
         return 2
+    if args.threads:
+        import torch
+        torch.set_num_threads(args.threads)
     from .trainer import resolve_device, train
     try:
         device = resolve_device(args.device)

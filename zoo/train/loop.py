@@ -106,6 +106,7 @@ def train_stage(name: str, model: nn.Module, param_groups: list[dict], cfg: Stag
     start, last_loss, t0 = step, math.nan, time.time()
     bar = tqdm(total=planned, initial=step, desc=f"{name}", unit="step", disable=rank != 0, dynamic_ncols=True)
     running: dict[str, torch.Tensor] = {}
+    window = 0
     while step < planned:
         epoch = step // steps_per_epoch
         batches = epoch_batches(len(data), cfg.batch_size, seed, epoch, rank, world)
@@ -113,19 +114,20 @@ def train_stage(name: str, model: nn.Module, param_groups: list[dict], cfg: Stag
             scheduler.step_update(step)
             x = data.images[idx].to(device, non_blocking=True)
             y = data.labels[idx].to(device, non_blocking=True)
-            loss, extra = step_fn(x, y, step)
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
+                loss, extra = step_fn(x, y, step)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             optimizer.step()
             step += 1
+            window += 1
             for k, v in {"loss": loss.detach(), **extra}.items():
                 running[k] = running.get(k, 0.0) + (v.detach() if torch.is_tensor(v) else torch.tensor(float(v)))
             if step % log_every == 0 or step == planned or step % steps_per_epoch == 0:
-                count = (step - 1) % log_every + 1 if step % log_every else log_every
-                means = {k: float(v) / count for k, v in running.items()}
-                running = {}
+                means = {k: float(v) / window for k, v in running.items()}
+                running, window = {}, 0
                 last_loss = means["loss"]
                 if log is not None:
                     log.write({"epoch": round(step / steps_per_epoch, 4), "step": step,

@@ -55,12 +55,14 @@ class Recipe:
         d["defenses"] = self.defenses
         return d
 
-    def with_overrides(self, epochs: Optional[float] = None) -> "Recipe":
+    def with_overrides(self, epochs: Optional[float] = None, batch_size: Optional[int] = None) -> "Recipe":
+        """A copy with every (non-empty) stage's epochs and/or batch size replaced."""
         r = copy.deepcopy(self)
-        if epochs is not None:
-            for stage in (r.pretrain, r.finetune):
-                if stage.epochs:
-                    stage.epochs = epochs
+        for stage in (r.pretrain, r.finetune):
+            if epochs is not None and stage.epochs:
+                stage.epochs = epochs
+            if batch_size is not None:
+                stage.batch_size = batch_size
         return r
 
 
@@ -90,6 +92,90 @@ register_recipe(Recipe(
     num_classes=10,
     pretrain=StageConfig(epochs=10, batch_size=256, lr=1e-3, weight_decay=0.05, betas=(0.9, 0.95),
                          warmup_epochs=1.0),
-    finetune=StageConfig(epochs=15, batch_size=256, lr=1e-3, weight_decay=0.05, warmup_epochs=1.0,
-                         layer_decay=0.75, label_smoothing=0.1, drop_path_rate=0.1, augment=True),
+    finetune=StageConfig(epochs=20, batch_size=256, lr=2e-3, weight_decay=0.05, warmup_epochs=1.0,
+                         layer_decay=0.85, label_smoothing=0.1, drop_path_rate=0.05, augment=True),
 ))
+
+
+# -- Defended variants of the embedded default ---------------------------------------------------------------
+# Every variant starts from the baseline's MIM weights. MIM-side variants continue pretraining for a few epochs
+# with their defense (2 epochs); then every variant (the control included) gets the same adversarial fine-tuning of a
+# fresh classifier on its own encoder, so the table isolates what the MIM-side defense adds.
+ADV_FINETUNE_EPS = 0.1
+
+
+def _defended_finetune(extra: Optional[dict[str, dict[str, Any]]] = None) -> StageConfig:
+    return StageConfig(epochs=5, batch_size=256, lr=2e-3, weight_decay=0.05, warmup_epochs=0.5, layer_decay=0.85,
+                       label_smoothing=0.0, drop_path_rate=0.05, augment=True,
+                       defenses=extra or {"adversarial_finetune": {"attack": "fgsm_rs", "eps": ADV_FINETUNE_EPS}})
+
+
+def _defended_pretrain(defenses: dict[str, dict[str, Any]], epochs: float = 2) -> StageConfig:
+    return StageConfig(epochs=epochs, batch_size=256, lr=5e-4, weight_decay=0.05, betas=(0.9, 0.95),
+                       warmup_epochs=0.25, defenses=defenses)
+
+
+def _variant(suffix: str, description: str, pretrain: Optional[dict[str, dict[str, Any]]],
+             finetune: Optional[StageConfig] = None) -> Recipe:
+    return register_recipe(Recipe(
+        name=f"mae_vit_t_fmnist_{suffix}", description=description, dataset="fashion_mnist",
+        arch=MAE_VIT_T_FMNIST_ARCH, num_classes=10,
+        pretrain=_defended_pretrain(pretrain) if pretrain else StageConfig(epochs=0),
+        finetune=finetune or _defended_finetune(), init_from="mae_vit_t_fmnist"))
+
+
+_variant("advft", "Control: the baseline's MIM weights, then the shared adversarial fine-tuning (FGSM-RS AT, eps 0.1, "
+         "5 epochs).",
+         None)
+_variant("trades", "The baseline's MIM weights, then TRADES fine-tuning (beta 6, eps 0.1).", None,
+         _defended_finetune({"trades": {"eps": ADV_FINETUNE_EPS, "steps": 2, "beta": 6.0}}))
+_variant("adversarial_advft", "Adversarial MIM pretraining (1-step PGD with random start on the MIM loss, eps 0.1, "
+         "joint clean + adv), then the shared adversarial fine-tuning.",
+         {"adversarial": {"eps": 0.1, "steps": 1, "joint": True}})
+_variant("mimir_advft", "MIMIR pretraining (adversarial input, clean target, HSIC penalty; 1-step PGD eps 0.1), "
+         "then the shared adversarial fine-tuning.", {"mimir": {"eps": 0.1, "steps": 1, "hsic_weight": 1e-5}})
+_variant("denoising_advft", "Denoising MIM pretraining (MIM loss + ||f(x_adv) - x||^2 over the whole image, 1-step PGD "
+         "eps 0.1), then the shared adversarial fine-tuning.", {"denoising": {"eps": 0.1, "steps": 1, "weight": 1.0}})
+_variant("saliency_masking_advft", "Saliency-guided masking (Sobel magnitude), then the shared adversarial "
+         "fine-tuning.", {"saliency_masking": {}})
+_variant("entropy_masking_advft", "Entropy-guided masking (patch intensity entropy), then the shared adversarial "
+         "fine-tuning.", {"entropy_masking": {}})
+_variant("contrastive_advft", "Contrastive alignment (InfoNCE) of clean and adversarial latents during MIM "
+         "pretraining, then the shared adversarial fine-tuning.", {"contrastive": {"eps": 0.1, "steps": 1}})
+_variant("ensemble_encoding_advft", "Ensemble encoding of clean and noisy copies during MIM pretraining, then the "
+         "shared adversarial fine-tuning.", {"ensemble_encoding": {"sigma": 0.1}})
+_variant("regularized_advft", "Stochastic depth, dropout and spectral normalisation of the encoder during MIM "
+         "pretraining, then the shared adversarial fine-tuning.",
+         {"stochastic_depth": {"rate": 0.1}, "dropout": {"rate": 0.1}, "spectral_norm": {}})
+
+
+# -- GPU recipes with MIMIR's published settings (documented, not run on this machine) ------------------------
+_VIT_B = dict(embed_dim=768, depth=12, num_heads=12, decoder_embed_dim=512, decoder_depth=8, decoder_num_heads=16,
+              mlp_ratio=4.0, norm_pix_loss=True, mask_ratio=0.75)
+register_recipe(Recipe(
+    name="mae_vit_b_cifar10_mimir",
+    description="MIMIR on CIFAR-10 (GPU): ViT-B/2, 800 pretraining epochs, mask 0.75, norm_pix_loss, 1-step PGD "
+                "eps 8/255, HSIC 1e-5; fine-tuning 50 epochs PGD-10 AT eps 8/255.",
+    dataset="cifar10", num_classes=10,
+    arch=dict(img_size=32, patch_size=2, in_chans=3, **_VIT_B, mean=(0.4914, 0.4822, 0.4465),
+              std=(0.2470, 0.2435, 0.2616)),
+    pretrain=StageConfig(epochs=800, batch_size=512, lr=1.5e-4 * 512 / 256, weight_decay=0.05, betas=(0.9, 0.95),
+                         warmup_epochs=40, defenses={"mimir": {"eps": 8 / 255, "steps": 1, "hsic_weight": 1e-5}}),
+    finetune=StageConfig(epochs=50, batch_size=128, lr=5e-4 * 128 / 256, weight_decay=0.05, warmup_epochs=5,
+                         layer_decay=0.65, label_smoothing=0.1, drop_path_rate=0.1, augment=True,
+                         defenses={"adversarial_finetune": {"attack": "pgd", "eps": 8 / 255, "steps": 10,
+                                                            "alpha": 2 / 255}}),
+    runs_here=False))
+register_recipe(Recipe(
+    name="mae_vit_b_imagenet_mimir",
+    description="MIMIR on ImageNet (GPU cluster): ViT-B/16, 800 pretraining epochs, mask 0.75, norm_pix_loss, 1-step "
+                "PGD eps 8/255, HSIC 1e-5; adversarial fine-tuning PGD eps 4/255.",
+    dataset="imagenet", num_classes=1000,
+    arch=dict(img_size=224, patch_size=16, in_chans=3, **_VIT_B, mean=(0.485, 0.456, 0.406),
+              std=(0.229, 0.224, 0.225)),
+    pretrain=StageConfig(epochs=800, batch_size=4096, lr=1.5e-4 * 4096 / 256, weight_decay=0.05, betas=(0.9, 0.95),
+                         warmup_epochs=40, defenses={"mimir": {"eps": 8 / 255, "steps": 1, "hsic_weight": 1e-5}}),
+    finetune=StageConfig(epochs=100, batch_size=1024, lr=5e-4 * 1024 / 256, weight_decay=0.05, warmup_epochs=5,
+                         layer_decay=0.65, label_smoothing=0.1, drop_path_rate=0.1, augment=True,
+                         defenses={"adversarial_finetune": {"attack": "pgd", "eps": 4 / 255, "steps": 3}}),
+    runs_here=False))

@@ -13,9 +13,10 @@ import torch.nn as nn
 from timm.optim import param_groups_layer_decay, param_groups_weight_decay
 
 from .. import __version__
-from ..checkpoints import save_weights
+from ..checkpoints import load_checkpoint, save_weights
 from ..data import load_dataset
 from ..models import build
+from . import defenses as D
 from . import distributed as dist_utils
 from .loop import train_stage
 from .objectives import FinetuneObjective, MIMPretrainObjective
@@ -44,6 +45,20 @@ def init_classifier_from_encoder(classifier: nn.Module, mim: nn.Module) -> None:
         raise RuntimeError(f"encoder transfer failed: missing {sorted(fresh)}, unexpected {sorted(unexpected)}")
     nn.init.trunc_normal_(classifier.head.weight, std=2e-5)
     nn.init.zeros_(classifier.head.bias)
+
+
+def _init_mim_from(mim: nn.Module, source: str) -> str:
+    """Start from another model's MIM weights: a registry name with shipped weights, or a trainer folder."""
+    from ..registry import get_card
+    folder = Path(source) if Path(source).is_dir() else None
+    if folder is None:
+        card = get_card(source)
+        if not card.local_dir:
+            raise ValueError(f"init_from '{source}': only shipped models or trainer folders can seed a recipe")
+        folder = Path(card.local_dir)
+    path = folder / "mim.safetensors"
+    load_checkpoint(mim, path)
+    return str(path)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -76,17 +91,30 @@ def train(recipe: Recipe, out: Path, device: torch.device, seed: int = 0, max_st
     started = time.time()
     stages: dict[str, Any] = {}
 
-    mim = build("mae", **recipe.arch, drop_path_rate=recipe.pretrain.drop_path_rate).to(device)
+    D.check_defenses(recipe.pretrain.defenses, "pretrain")
+    D.check_defenses(recipe.finetune.defenses, "finetune")
+    pre_arch = {"drop_path_rate": recipe.pretrain.drop_path_rate, **D.arch_overrides(recipe.pretrain.defenses)}
+    mim = build("mae", **recipe.arch, **pre_arch)
+    if recipe.init_from:
+        stages["init_from"] = {"model": recipe.init_from, "file": _init_mim_from(mim, recipe.init_from)}
+    if "spectral_norm" in recipe.pretrain.defenses:
+        D.apply_spectral_norm(mim)
+    mim.to(device)
     if recipe.pretrain.epochs:
         objective = dist_utils.wrap(MIMPretrainObjective(mim, recipe.pretrain, seed), device)
         groups = param_groups_weight_decay(mim, recipe.pretrain.weight_decay)
         res = train_stage("pretrain", objective, groups, recipe.pretrain, train_set, objective, out, seed, device,
                           max_steps=max_steps, resume=resume)
         stages["pretrain"] = vars(res)
+    D.remove_spectral_norm(mim)
 
     clf_arch = classifier_arch_from(recipe.arch, recipe.num_classes)
-    classifier = build("vit_classifier", **clf_arch, drop_path_rate=recipe.finetune.drop_path_rate).to(device)
+    ft_arch = {"drop_path_rate": recipe.finetune.drop_path_rate, **D.arch_overrides(recipe.finetune.defenses)}
+    classifier = build("vit_classifier", **clf_arch, **ft_arch)
     init_classifier_from_encoder(classifier, mim)
+    if "spectral_norm" in recipe.finetune.defenses:
+        D.apply_spectral_norm(classifier)
+    classifier.to(device)
     if recipe.finetune.epochs:
         objective = dist_utils.wrap(FinetuneObjective(classifier, recipe.finetune, seed), device)
         groups = param_groups_layer_decay(classifier, recipe.finetune.weight_decay,
@@ -95,13 +123,14 @@ def train(recipe: Recipe, out: Path, device: torch.device, seed: int = 0, max_st
         res = train_stage("finetune", objective, groups, recipe.finetune, train_set, objective, out, seed + 1,
                           device, max_steps=max_steps, resume=resume)
         stages["finetune"] = vars(res)
+    D.remove_spectral_norm(classifier)
 
     if dist_utils.rank() != 0:
         return {}
     files = {"mim": {"file": "mim.safetensors", "sha256": save_weights(mim, out / "mim.safetensors")},
              "classifier": {"file": "classifier.safetensors",
                             "sha256": save_weights(classifier, out / "classifier.safetensors")}}
-    complete = all(s["complete"] for s in stages.values())
+    complete = all(s["complete"] for k, s in stages.items() if k != "init_from")
     card: dict[str, Any] = {
         "name": recipe.name, "family": "mae", "description": recipe.description, "dataset": recipe.dataset,
         "arch": _json_arch(recipe.arch), "classifier_arch": _json_arch(clf_arch),

@@ -1,0 +1,63 @@
+"""Append-only, fsynced store of per-sample results, so a killed run resumes where it stopped.
+
+One JSON line per (cell, batch): the cell's full specification key, the batch key (its sample ids and the
+seed) and the per-sample values. The file is keyed by what determines the numbers (the model's checkpoint
+hashes, the dataset, the code version), so a rerun of the same command reads back what is done and
+computes only what is missing. A torn last line (a kill in the middle of a write) is ignored.
+Under torchrun every rank appends to its own file; every rank reads all of them.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any, Optional
+
+STORE_FORMAT = 1
+
+
+def store_key(parts: dict[str, Any]) -> str:
+    """A short stable hash of everything that determines a run's numbers."""
+    blob = json.dumps(parts, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:20]
+
+
+class FileStore:
+    """Per-(cell, batch) records on disk; `get` / `put` as MemoryStore, `put` durable before it returns."""
+
+    def __init__(self, folder: Path, key: str, rank: int = 0) -> None:
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.key, self.rank = key, rank
+        self.path = self.folder / f"{key}.rank{rank}.jsonl"
+        self._data: dict[tuple[str, str], dict[str, list]] = {}
+        self.reload()
+
+    def reload(self) -> None:
+        """Read every rank's file of this key (records of other ranks appear once they are written)."""
+        for path in sorted(self.folder.glob(f"{self.key}.rank*.jsonl")):
+            with open(path) as f:
+                for line in f:
+                    if not line.endswith("\n"):
+                        break  # torn write at a kill: the record is recomputed
+                    try:
+                        rec = json.loads(line)
+                    except json.JSONDecodeError:
+                        continue
+                    if rec.get("format") == STORE_FORMAT:
+                        self._data[(rec["cell"], rec["batch"])] = rec["values"]
+
+    def get(self, cell_key: str, batch_key: str) -> Optional[dict[str, list]]:
+        return self._data.get((cell_key, batch_key))
+
+    def put(self, cell_key: str, batch_key: str, record: dict[str, list]) -> None:
+        line = json.dumps({"format": STORE_FORMAT, "cell": cell_key, "batch": batch_key, "values": record})
+        with open(self.path, "a") as f:
+            f.write(line + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        self._data[(cell_key, batch_key)] = record
+
+    def __len__(self) -> int:
+        return len(self._data)
