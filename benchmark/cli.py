@@ -26,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="mimbench: adversarial robustness of masked image models (reconstruction and downstream).",
         epilog="Examples:\n  python run_bench.py                       # embedded default, pgd suite\n"
                "  python run_bench.py --model mae_vit_b --suite pgd --data-dir /data/imagenet/val\n"
+               "  python run_bench.py --model runs/my_mae --name my_mae --submit   # validate, full set, publish\n"
                "  python run_bench.py --list-models\n",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default=DEFAULT_MODEL,
@@ -36,13 +37,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", default=None, help="MIM checkpoint file to use instead of the card's")
     p.add_argument("--classifier-checkpoint", default=None, help="classifier checkpoint file to use")
     p.add_argument("--n-examples", type=int, default=None,
-                   help=f"evaluate the first N samples of the evaluation set (default {DEFAULT_N_EXAMPLES})")
+                   help=f"evaluate the first N samples of the evaluation set (default {DEFAULT_N_EXAMPLES}; with "
+                        f"--submit the whole set, and fewer marks the entry partial)")
     p.add_argument("--batch-size", type=int, default=100, help="samples per batch (default 100)")
     p.add_argument("--target", choices=("both", "reconstruction", "downstream"), default="both")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda[:i] (default auto)")
     p.add_argument("--seed", type=int, default=0, help="seed of masks and random starts (default 0)")
     p.add_argument("--out", default="leaderboards", help="leaderboard folder (default leaderboards/)")
     p.add_argument("--name", default=None, help="label of the model in the tables (default: its name)")
+    p.add_argument("--submit", action="store_true",
+                   help="validate the model, run the dataset's standard suite on the whole evaluation set and "
+                        "publish the entry (needs --name)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--list-models", action="store_true", help="list the model zoo and whether files are present")
     p.add_argument("--list-suites", action="store_true", help="print every suite's attack matrix")
@@ -157,11 +162,18 @@ def run(args: argparse.Namespace) -> int:
     from zoo.data import DatasetError, load_dataset
 
     from . import metrics
-    from .report import run_summary, write_reports
-    from .results import write_entry
+    from .examples import capture_examples, pick_cell
+    from .report import run_summary
+    from .results import KEPT_COMPLETE, NEW_CHECKPOINT, REPLACED, is_board_name
     from .runner import Runner
+    from .submit import SubmissionError, check_board, publish, standard_suite, validate_model
     from .suites import DEFAULT_SUITE, get_suite
 
+    if args.submit and not args.name:
+        raise UsageError("--submit needs --name LABEL (the model's name on the board)")
+    if args.submit and not is_board_name(args.name):
+        raise UsageError(f"--name '{args.name}': a board label is 1-80 letters, digits and . _ + - (starting "
+                         f"with a letter or digit)")
     if args.n_examples is not None and args.n_examples < 1:
         raise UsageError(f"--n-examples must be a positive number, got {args.n_examples}")
     if args.batch_size < 1:
@@ -178,6 +190,8 @@ def run(args: argparse.Namespace) -> int:
     except CheckpointError as exc:
         raise UsageError(str(exc)) from None
     dataset_name = args.dataset or bundle.card.dataset
+    if args.submit and args.suite is None:
+        suite = get_suite(standard_suite(dataset_name))
     try:
         cells = suite.cells(dataset_name, args.target)
     except KeyError as exc:
@@ -196,30 +210,50 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"{bundle.card.name} takes {' x '.join(map(str, shape))} images, {dataset_name} has "
                              f"{' x '.join(map(str, data.images.shape[1:]))} (its card's dataset is "
                              f"{bundle.card.dataset})")
-    n = args.n_examples if args.n_examples is not None else min(DEFAULT_N_EXAMPLES, len(data))
-    if n > len(data):
-        raise UsageError(f"--n-examples {n}: {dataset_name} has only {len(data)} evaluation samples")
+    full_size = len(data)
+    n = args.n_examples if args.n_examples is not None else (full_size if args.submit
+                                                             else min(DEFAULT_N_EXAMPLES, full_size))
+    if n > full_size:
+        raise UsageError(f"--n-examples {n}: {dataset_name} has only {full_size} evaluation samples")
     data = data.subset(n)
     label = _model_label(args, bundle)
+    complete = n == full_size
+    checkpoints = {k: {"file": Path(v["path"]).name, "sha256": v["sha256"]} for k, v in bundle.files.items()}
     bundle.to(device)
+    validation = None
+    if args.submit:
+        targets = sorted({c.target for c in cells})
+        try:
+            check_board(Path(args.out), dataset_name, label, checkpoints, suite.name, complete)
+            validation = validate_model(bundle, data, targets, seed=args.seed, device=device)
+        except SubmissionError as exc:
+            raise UsageError(f"submission refused: {exc}") from None
     lpips = metrics.load_lpips(device) if args.target != "downstream" else None
     runner = Runner(bundle, data, suite, cells, model_name=label, batch_size=args.batch_size, seed=args.seed,
                     device=device, lpips=lpips, progress=not args.no_progress)
     result = runner.run()
+    examples = None
+    example_cell = pick_cell(cells) if bundle.mim is not None else None
+    if example_cell is not None:
+        try:
+            examples = capture_examples(bundle.mim, data, example_cell, seed=args.seed, device=device)
+        except Exception as exc:  # pictures are a courtesy: never lose a finished run over them
+            print(f"warning: no reconstruction examples ({type(exc).__name__}: {exc})", file=sys.stderr)
 
-    settings = {"n": result.n, "seed": args.seed, "batch_size": args.batch_size, "target": args.target,
-                "device": str(device), "dataset": dataset_name, "data_source": data.source}
+    settings = {"n": result.n, "eval_size": full_size, "seed": args.seed, "batch_size": args.batch_size,
+                "target": args.target, "device": str(device), "dataset": dataset_name, "data_source": data.source}
     run_record: dict[str, Any] = {
-        "suite": suite.name, "settings": settings, "cells": result.cells, "complete": True,
+        "suite": suite.name, "settings": settings, "cells": result.cells, "complete": complete,
+        "partial_reason": None if complete else f"n={result.n} of the {full_size} evaluation samples",
+        "submitted": bool(args.submit),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "seconds": round(result.seconds, 1),
         "versions": _versions(), "unavailable": result.unavailable, "gradient_masking": result.gradient_masking,
         "reconstruction": result.reconstruction, "downstream": result.downstream,
     }
-    base = {"card": bundle.card.to_dict(), "checkpoints": {k: {"file": Path(v["path"]).name, "sha256": v["sha256"]}
-                                                           for k, v in bundle.files.items()}}
+    if validation is not None:
+        run_record["validation"] = validation
+    base = {"card": bundle.card.to_dict(), "checkpoints": checkpoints}
     out = Path(args.out)
-    entry = write_entry(out, dataset_name, label, base, suite.name, run_record)
-    paths = write_reports(out, dataset_name)
     print(run_summary(result.reconstruction, result.downstream))
     clean_top1 = next((r["accuracy"] for r in result.downstream if r["attack"] == "none"), None)
     warning = expected_top1_warning(bundle.card, dataset_name, result.n, clean_top1)
@@ -229,7 +263,20 @@ def run(args: argparse.Namespace) -> int:
         print(f"note: {k} unavailable: {v}")
     for flag in result.gradient_masking.get("flags", []):
         print(f"warning: possible gradient masking: {flag}")
-    print(f"\nwrote {entry} and {', '.join(str(p) for p in paths.values())}")
+    try:
+        entry, status, paths = publish(out, dataset_name, label, base, suite.name, run_record, examples,
+                                       submit=args.submit)
+    except SubmissionError as exc:
+        raise UsageError(f"submission refused: {exc}") from None
+    if status == KEPT_COMPLETE:
+        print(f"\nnot written: {entry} already holds a complete '{suite.name}' run of this checkpoint, which this "
+              f"partial run (n={result.n}) does not replace; use --out DIR to keep it elsewhere")
+        return 0
+    if status == NEW_CHECKPOINT:
+        print(f"note: '{label}' had another checkpoint; its entry was replaced")
+    what = "replaced the rows of" if status == REPLACED else "added"
+    print(f"\n{what} '{label}' ({'complete' if complete else 'partial, not ranked'}): {entry}")
+    print("regenerated " + ", ".join(str(p) for p in paths.values()))
     return 0
 
 

@@ -1,0 +1,115 @@
+"""A few attacked examples of a run, saved for the reconstruction grid of the reports.
+
+After a run, `capture_examples` re-runs ONE reconstruction cell (the middle eps of the suite's main attack) on the
+first k samples and keeps the clean input, the perturbation and both reconstructions. It re-runs the attack
+rather than hooking into the runner because the runner may not attack at all (a resumed or sharded run reads its
+cells from the store) and because its attack dispatch is not this module's business; attacks are seeded by sample
+id, so these k images get the perturbation the run gave them (up to float noise of batch composition).
+
+The file (`<dataset>/examples/<model>.safetensors`) holds images as uint8 and the perturbation as fp16, so an
+ImageNet model's grid costs a few MB at most, and the picture can be redrawn without the model.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import torch
+
+from zoo.data import ImageDataset
+from zoo.models._common import patch_mask_to_pixels
+
+from . import metrics as M
+from .attacks.checks import check_adversarial
+from .attacks.reconstruction import RECONSTRUCTION_ATTACKS
+from .results import atomic_write_bytes, safe_name
+from .suites import Cell
+
+DEFAULT_K = 4
+EXAMPLES_DIR = "examples"
+
+
+def pick_cell(cells: list[Cell]) -> Optional[Cell]:
+    """The cell the grid shows: the main reconstruction attack (pgd when the suite has it, Linf first), middle eps."""
+    recon = [c for c in cells if c.target == "reconstruction" and c.impl in RECONSTRUCTION_ATTACKS
+             and c.threat == "aware"]
+    if not recon:
+        return None
+    attack = "pgd" if any(c.attack == "pgd" for c in recon) else recon[0].attack
+    group = [c for c in recon if c.attack == attack]
+    norm = "Linf" if any(c.norm == "Linf" for c in group) else group[0].norm
+    group = sorted((c for c in group if c.norm == norm and c.scope == "all"), key=lambda c: c.eps) or \
+        sorted((c for c in recon if c.attack == attack and c.norm == norm), key=lambda c: c.eps)
+    return group[(len(group) - 1) // 2]
+
+
+def _attack(mim, cell: Cell, seed: int):
+    """The cell's reconstruction attack, configured as the runner configures it."""
+    kwargs: dict[str, Any] = dict(threat=cell.threat, scope=cell.scope, eot_samples=cell.eot_samples, seed=seed)
+    if cell.impl != "fgsm":
+        kwargs.update(steps=cell.steps, alpha=cell.alpha)
+    return RECONSTRUCTION_ATTACKS[cell.impl](mim, cell.eps, norm=cell.norm, **kwargs)
+
+
+def capture_examples(mim, data: ImageDataset, cell: Cell, k: int = DEFAULT_K, seed: int = 0,
+                     device: torch.device | str = "cpu") -> Optional[dict[str, Any]]:
+    """Attack the first k samples with `cell`; None for a model without pixel reconstructions (BEiT)."""
+    k = min(k, len(data))
+    x = data.images[:k].to(device)
+    ids = data.sample_ids[:k]
+    mask = mim.make_mask(ids, seed=seed).to(device)
+    with torch.inference_mode():
+        clean_out = mim.forward_mim(x, mask)
+    if clean_out.reconstruction is None:
+        return None
+    x_adv = _attack(mim, cell, seed)(x, mask, ids)
+    check_adversarial(x_adv, x, cell.eps, cell.norm, what=f"examples {cell.attack} eps {cell.eps:g}")
+    with torch.inference_mode():
+        adv_out = mim.forward_mim(x_adv, mask)
+    p = mim.patch_size
+    rc, ra = clean_out.reconstruction.float().clamp(0, 1), adv_out.reconstruction.float().clamp(0, 1)
+    grid = (x.shape[2] // p, x.shape[3] // p)
+    return {
+        "clean": x.cpu(), "delta": (x_adv - x).cpu(),
+        "recon_clean": M.composite(x, rc, mask, p).cpu(), "recon_attacked": M.composite(x, ra, mask, p).cpu(),
+        "mask_pixels": patch_mask_to_pixels(mask, p, grid).cpu(), "sample_ids": ids.cpu(),
+        "psnr_clean": M.masked_psnr(rc, x, mask, p).cpu(), "psnr_attacked": M.masked_psnr(ra, x, mask, p).cpu(),
+        "meta": {"attack": cell.attack, "norm": cell.norm, "eps": float(cell.eps), "cell": cell.key(),
+                 "seed": seed},
+    }
+
+
+def examples_relpath(model: str) -> str:
+    """Where a model's examples live, relative to the dataset's leaderboard folder."""
+    return f"{EXAMPLES_DIR}/{safe_name(model)}.safetensors"
+
+
+def save_examples(path: Path, ex: dict[str, Any]) -> None:
+    """Write the examples atomically: images as uint8, the perturbation as fp16, the cell in the metadata."""
+    from safetensors.torch import save
+
+    def u8(t: torch.Tensor) -> torch.Tensor:
+        return (t.clamp(0, 1) * 255).round().to(torch.uint8).contiguous()
+
+    tensors = {"clean": u8(ex["clean"]), "recon_clean": u8(ex["recon_clean"]),
+               "recon_attacked": u8(ex["recon_attacked"]), "mask_pixels": u8(ex["mask_pixels"]),
+               "delta": ex["delta"].to(torch.float16).contiguous(),
+               "sample_ids": ex["sample_ids"].to(torch.int64).contiguous(),
+               "psnr_clean": ex["psnr_clean"].float().contiguous(),
+               "psnr_attacked": ex["psnr_attacked"].float().contiguous()}
+    atomic_write_bytes(Path(path), save(tensors, metadata={k: str(v) for k, v in ex["meta"].items()}))
+
+
+def load_examples(path: Path) -> dict[str, Any]:
+    """The saved examples as float numpy arrays in [0, 1] (the perturbation in pixel units) plus their metadata."""
+    from safetensors import safe_open
+    out: dict[str, Any] = {}
+    with safe_open(str(path), framework="pt") as f:
+        meta = dict(f.metadata() or {})
+        for key in f.keys():
+            t = f.get_tensor(key)
+            out[key] = (t.float() / 255).numpy() if t.dtype == torch.uint8 else t.float().numpy()
+    out["sample_ids"] = out["sample_ids"].astype(np.int64)
+    out["meta"] = meta
+    return out

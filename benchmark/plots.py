@@ -1,0 +1,175 @@
+"""Figures of the leaderboards, drawn with matplotlib (Agg, no display needed).
+
+- `curves_<suite>.png`: robustness curves, one panel per target and attack (accuracy or masked PSNR against eps,
+  the clean value at eps 0), one line per model; partial entries dashed.
+- `grid_<model>.png`: the reconstruction grid papers show for attacked MAEs, from the examples a run saved
+  (clean input, masked input, attacked input, perturbation magnified, clean and attacked reconstruction).
+"""
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from .results import safe_name  # noqa: E402
+from .suites import format_eps  # noqa: E402
+
+PLOTS_DIR = "plots"
+_DPI = 100
+_METRIC = {"downstream": ("accuracy", 100.0, "accuracy (%)"), "reconstruction": ("psnr", 1.0, "masked PSNR (dB)")}
+
+
+def _save(fig, path: Path) -> Path:
+    """Save atomically (temporary file + rename) so a reader never sees half a PNG; metadata-free for stable bytes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp.png")
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=_DPI, metadata={"Software": None})
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def curves_figure(rf: pd.DataFrame, df: pd.DataFrame, suite: str, partial: dict[str, int], dataset: str):
+    """The robustness-curve figure of one suite (None when it has no attacked rows)."""
+    panels = []
+    for target, frame in (("downstream", df), ("reconstruction", rf)):
+        f = frame[frame["suite"] == suite]
+        for (attack, norm), _ in f[f["attack"] != "none"].groupby(["attack", "norm"], sort=True):
+            panels.append((target, attack, norm, f))
+    if not panels:
+        return None
+    models = sorted({m for *_, f in panels for m in f["model"]})
+    colors = {m: plt.get_cmap("tab10")(i % 10) for i, m in enumerate(models)}
+    ncols = min(3, len(panels))
+    nrows = math.ceil(len(panels) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.3 * ncols, 3.3 * nrows + 0.5), squeeze=False)
+    for ax, (target, attack, norm, f) in zip(axes.flat, panels):
+        metric, scale, ylabel = _METRIC[target]
+        for model, mf in f.groupby("model", sort=True):
+            pts = mf[(mf["attack"] == "none") | ((mf["attack"] == attack) & (mf["norm"] == norm))]
+            pts = pts.dropna(subset=[metric]).sort_values("eps")
+            if len(pts) < 2:
+                continue
+            label = model + (f" (partial, n={partial[model]})" if model in partial else "")
+            ax.plot(pts["eps"], pts[metric] * scale, marker="o", ms=4, lw=1.6, color=colors[model],
+                    ls="--" if model in partial else "-", label=label)
+        eps = sorted(set(f.loc[(f["attack"] == attack) & (f["norm"] == norm), "eps"]) | {0.0})
+        ax.set_xticks(eps, [format_eps(e) for e in eps], fontsize=8)
+        ax.set_xlabel(f"eps ({norm})")
+        ax.set_ylabel(ylabel)
+        ax.set_title(f"{target}: {attack} {norm}", fontsize=10)
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.set_visible(False)
+    handles: dict = {}
+    for ax in axes.flat:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(lab, h)
+    fig.suptitle(f"{dataset}, suite {suite}: robustness curves", fontsize=11)
+    fig.legend(list(handles.values()), list(handles.keys()), loc="lower center", ncol=min(4, max(1, len(handles))),
+               fontsize=8, frameon=False)
+    legend_rows = math.ceil(len(handles) / 4)
+    fig.tight_layout(rect=(0, 0.06 + 0.04 * legend_rows, 1, 0.95))
+    return fig
+
+
+def _column(imgs: np.ndarray, pad: int) -> np.ndarray:
+    """k images C x H x W stacked vertically with white gaps: one H' x W x C picture (C = 1 or 3)."""
+    k, c, h, w = imgs.shape
+    out = np.ones((k * h + (k - 1) * pad, w, c), dtype=np.float32)
+    for i in range(k):
+        out[i * (h + pad):i * (h + pad) + h] = np.clip(imgs[i], 0, 1).transpose(1, 2, 0)
+    return out
+
+
+def grid_figure(ex: dict[str, Any], model: str):
+    """Rows = examples; columns = clean, masked input, attacked, perturbation (magnified), two reconstructions.
+
+    Each column is one image of the k examples stacked (one axes per column keeps matplotlib fast)."""
+    clean, delta = ex["clean"], ex["delta"]
+    eps, norm = float(ex["meta"]["eps"]), ex["meta"]["norm"]
+    k, c, h, w = clean.shape
+    if norm == "Linf":
+        gain = 0.5 / eps
+        pert_title = f"perturbation\n(x{gain:.3g}, grey = 0)"
+    else:
+        gain = 0.5 / max(float(np.abs(delta).max()), 1e-12)
+        pert_title = "perturbation\n(scaled, grey = 0)"
+    masked_input = clean * (1 - ex["mask_pixels"]) + 0.5 * ex["mask_pixels"]
+    columns = [("clean input", clean), ("masked input", masked_input), ("attacked input", clean + delta),
+               (pert_title, 0.5 + gain * delta), ("clean\nreconstruction", ex["recon_clean"]),
+               ("attacked\nreconstruction", ex["recon_attacked"])]
+    pad = max(2, h // 10)
+    fig, axes = plt.subplots(1, len(columns), figsize=(1.5 * len(columns) + 0.4, 1.5 * k * (1 + pad / h) + 0.9))
+    centres = [i * (h + pad) + h / 2 for i in range(k)]
+    for j, (ax, (title, imgs)) in enumerate(zip(axes, columns)):
+        pic = _column(imgs, pad)
+        if c == 1:
+            ax.imshow(pic[..., 0], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        else:
+            ax.imshow(pic, interpolation="nearest")
+        ax.set_title(title, fontsize=8)
+        ax.set_xticks([])
+        ax.set_yticks(centres if j == 0 else [], [f"id {int(i)}" for i in ex["sample_ids"]] if j == 0 else [],
+                      fontsize=8)
+        for side in ax.spines.values():
+            side.set_visible(False)
+        if j >= 4:
+            values = ex["psnr_clean"] if j == 4 else ex["psnr_attacked"]
+            for i, v in enumerate(values):
+                ax.text(w - 1, i * (h + pad) + h - 1, f"{v:.1f} dB", color="yellow", fontsize=6.5, ha="right",
+                        va="bottom", bbox=dict(facecolor="black", alpha=0.6, pad=0.5, lw=0))
+    fig.suptitle(f"{model}: {ex['meta']['attack']} {norm} eps {format_eps(eps)}\n(masked PSNR in the corner of "
+                 f"each reconstruction)", fontsize=9)
+    fig.tight_layout(rect=(0, 0, 1, 0.97))
+    return fig
+
+
+def write_plots(folder: Path, entries: list[dict[str, Any]], rf: pd.DataFrame, df: pd.DataFrame
+                ) -> dict[str, dict[str, str]]:
+    """Draw every curve and grid of a dataset into `<folder>/plots/`; returns {'curves': {suite: relpath},
+    'grids': {model: relpath}}, paths relative to `folder`. Plots of models no longer on the board are removed."""
+    from .examples import load_examples
+    plots = Path(folder) / PLOTS_DIR
+    figures: dict[str, dict[str, str]] = {"curves": {}, "grids": {}}
+    dataset = Path(folder).name
+    suites = sorted({s for e in entries for s in e["runs"]})
+    for suite in suites:
+        partial = {e["model"]: e["runs"][suite]["settings"]["n"] for e in entries
+                   if suite in e["runs"] and not e["runs"][suite]["complete"]}
+        fig = curves_figure(rf, df, suite, partial, dataset)
+        if fig is not None:
+            name = f"curves_{safe_name(suite)}.png"
+            _save(fig, plots / name)
+            figures["curves"][suite] = f"{PLOTS_DIR}/{name}"
+    for e in entries:
+        info = next((r["examples"] for r in e["runs"].values() if r.get("examples")), None)
+        if info is None:
+            continue
+        src = Path(folder) / info["file"]
+        if not src.is_file():
+            continue
+        name = f"grid_{safe_name(e['model'])}.png"
+        target = plots / name
+        if not target.is_file() or target.stat().st_mtime <= src.stat().st_mtime:
+            _save(grid_figure(load_examples(src), e["model"]), target)
+        figures["grids"][e["model"]] = f"{PLOTS_DIR}/{name}"
+    keep = {Path(p).name for group in figures.values() for p in group.values()}
+    for stale in plots.glob("*.png") if plots.is_dir() else []:
+        if stale.name not in keep and stale.name.startswith(("curves_", "grid_")):
+            stale.unlink()
+    return figures

@@ -1,0 +1,241 @@
+"""Entries, boards and pages from synthetic entries (no model runs): the schema is enforced on read and write,
+partial runs stay out of the ranking, eps shows as k/255, resubmission policy, the submission checks, the
+README's board is current, and the HTML page renders in headless Chromium with its tables and plots."""
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from benchmark import report
+from benchmark.examples import save_examples
+from benchmark.results import (DOWNSTREAM_COLUMNS, KEPT_COMPLETE, NEW_CHECKPOINT, RECON_COLUMNS, REPLACED,
+                               EntryError, entry_path, read_entries, validate_entry, write_entry)
+from benchmark.submit import SubmissionError, board_lock, check_board, validate_model
+
+from . import browser
+from .helpers import REPO, tiny_classifier, tiny_mae
+
+EPS = (2 / 255, 4 / 255, 8 / 255)
+
+
+def make_run(model: str, psnr: float, acc: float, n: int = 10000, complete: bool = True, flags=None,
+             suite: str = "pgd") -> dict:
+    recon, down = [], []
+    for i, eps in enumerate((0.0,) + EPS):
+        attack, norm = ("none", "none") if eps == 0 else ("pgd", "Linf")
+        recon.append({"model": model, "suite": suite, "attack": attack, "norm": norm, "eps": eps, "n": n,
+                      "mse": 0.01 * (i + 1), "psnr": psnr - 2 * i, "ssim": 0.9 - 0.1 * i, "lpips": None,
+                      "psnr_input": None if eps == 0 else 40 - 5 * i, "token_agreement": None})
+        down.append({"model": model, "suite": suite, "attack": attack, "norm": norm, "eps": eps, "n": n,
+                     "accuracy": max(0.0, acc - 0.2 * i)})
+    run = {"suite": suite, "settings": {"n": n, "eval_size": 10000, "seed": 0, "target": "both"}, "cells": [],
+           "complete": complete, "partial_reason": None if complete else f"n={n} of the 10000 evaluation samples",
+           "date": "2026-01-01T00:00:00+00:00", "seconds": 1.0, "versions": {"torch": "2.x"}, "unavailable": {},
+           "reconstruction": recon, "downstream": down}
+    if flags:
+        run["gradient_masking"] = flags
+    return run
+
+
+def make_base(seed: int) -> dict:
+    sha = f"{seed:064x}"
+    return {"card": {"name": f"m{seed}", "family": "mae", "arch": {"patch_size": 4}, "description": "synthetic",
+                     "mim_sources": [], "paper": "", "defenses": []},
+            "checkpoints": {"mim": {"file": "mim.safetensors", "sha256": sha}}}
+
+
+def make_examples(k: int = 3) -> dict:
+    g = torch.Generator().manual_seed(0)
+    clean = torch.rand(k, 3, 32, 32, generator=g)
+    delta = (torch.rand(k, 3, 32, 32, generator=g) * 2 - 1) * (8 / 255)
+    pix = (torch.rand(k, 1, 8, 8, generator=g) < 0.75).float().repeat_interleave(4, 2).repeat_interleave(4, 3)
+    return {"clean": clean, "delta": (clean + delta).clamp(0, 1) - clean, "recon_clean": clean.flip(3),
+            "recon_attacked": torch.rand(k, 3, 32, 32, generator=g), "mask_pixels": pix,
+            "sample_ids": torch.arange(k), "psnr_clean": torch.full((k,), 20.0), "psnr_attacked": torch.full((k,), 9.0),
+            "meta": {"attack": "pgd", "norm": "Linf", "eps": 4 / 255, "cell": "synthetic", "seed": 0}}
+
+
+@pytest.fixture(scope="module")
+def synthetic_board(tmp_path_factory) -> Path:
+    """Four models on cifar10 (eps k/255): two ranked with example grids, one flagged, one partial. Read-only."""
+    out = tmp_path_factory.mktemp("synthetic") / "lb"
+    models = [("strong", 30.0, 0.9, True, None), ("weak", 25.0, 0.8, True, None),
+              ("masked", 28.0, 0.85, True, {"zero_gradients": {"flagged": True, "detail": "synthetic"}}),
+              ("quick", 40.0, 0.99, False, None)]
+    for seed, (name, psnr, acc, complete, flags) in enumerate(models, 1):
+        run = make_run(name, psnr, acc, n=10000 if complete else 16, complete=complete, flags=flags)
+        if name in ("strong", "weak"):
+            save_examples(out / "cifar10" / "examples" / f"{name}.safetensors", make_examples())
+            run["examples"] = {"file": f"examples/{name}.safetensors"}
+        write_entry(out, "cifar10", name, make_base(seed), "pgd", run)
+    report.write_reports(out, "cifar10")
+    return out
+
+
+# -- schema ---------------------------------------------------------------------------------------------------
+
+def _entry() -> dict:
+    return {"schema_version": 1, "model": "m", "dataset": "cifar10", **make_base(1), "runs": {"pgd": make_run("m", 30, .9)}}
+
+
+@pytest.mark.parametrize("edit,message", [
+    (lambda e: e.pop("checkpoints"), "missing 'checkpoints'"),
+    (lambda e: e["runs"]["pgd"]["reconstruction"].append(dict(e["runs"]["pgd"]["reconstruction"][1])), "duplicate row"),
+    (lambda e: e["runs"]["pgd"]["downstream"][0].update(n=5), "sample count"),
+    (lambda e: e["runs"]["pgd"]["downstream"][1].update(model="other"), "differ from the entry"),
+    (lambda e: e["runs"]["pgd"]["downstream"][1].update(accuracy=1.5), "not a fraction"),
+    (lambda e: e["runs"]["pgd"]["reconstruction"][1].update(psnr="high"), "psnr must be a number"),
+    (lambda e: e["runs"]["pgd"]["reconstruction"][1].update(eps=0.0), "clean row"),
+    (lambda e: e["runs"]["pgd"].update(complete="yes"), "'complete' must be true or false"),
+    (lambda e: e["runs"]["pgd"].update(gradient_masking=["x"]), "'gradient_masking' must be an object"),
+    (lambda e: e["checkpoints"]["mim"].update(sha256="abc"), "64-hex sha256"),
+    (lambda e: e.update(schema_version=9), "schema_version 9"),
+])
+def test_the_schema_is_enforced(edit, message):
+    entry = _entry()
+    validate_entry(copy.deepcopy(entry))
+    edit(entry)
+    with pytest.raises(EntryError, match=message):
+        validate_entry(entry)
+
+
+def test_a_broken_entry_file_is_named_on_read(tmp_path):
+    write_entry(tmp_path, "cifar10", "m", make_base(1), "pgd", make_run("m", 30, .9))
+    path = entry_path(tmp_path, "cifar10", "m")
+    data = json.loads(path.read_text())
+    del data["runs"]["pgd"]["settings"]["n"]
+    path.write_text(json.dumps(data))
+    with pytest.raises(EntryError, match=r"m\.json.*settings"):
+        read_entries(tmp_path, "cifar10")
+
+
+def test_resubmission_policy(tmp_path):
+    base = make_base(1)
+    write_entry(tmp_path, "cifar10", "m", base, "pgd", make_run("m", 30, .9))
+    _, status = write_entry(tmp_path, "cifar10", "m", base, "pgd", make_run("m", 31, .9))
+    assert status == REPLACED and len(read_entries(tmp_path, "cifar10")[0]["runs"]["pgd"]["reconstruction"]) == 4
+    partial = make_run("m", 99, .9, n=8, complete=False)
+    before = entry_path(tmp_path, "cifar10", "m").read_bytes()
+    assert write_entry(tmp_path, "cifar10", "m", base, "pgd", partial)[1] == KEPT_COMPLETE
+    assert entry_path(tmp_path, "cifar10", "m").read_bytes() == before
+    assert write_entry(tmp_path, "cifar10", "m", make_base(2), "pgd", partial)[1] == NEW_CHECKPOINT
+    with pytest.raises(SubmissionError, match="already on the cifar10 board with another checkpoint"):
+        check_board(tmp_path, "cifar10", "m", make_base(3)["checkpoints"], "pgd", True)
+    with pytest.raises(SubmissionError, match="already on the cifar10 board as 'm'"):
+        check_board(tmp_path, "cifar10", "other", make_base(2)["checkpoints"], "pgd", True)
+    write_entry(tmp_path, "cifar10", "m", make_base(2), "pgd", make_run("m", 30, .9))
+    with pytest.raises(SubmissionError, match="partial run"):
+        check_board(tmp_path, "cifar10", "m", make_base(2)["checkpoints"], "pgd", False)
+    check_board(tmp_path, "cifar10", "m", make_base(2)["checkpoints"], "pgd", True)   # a resubmission is fine
+
+
+def test_the_lock_serialises_writers(tmp_path):
+    with board_lock(tmp_path):
+        with pytest.raises(SubmissionError, match="another run has been writing"):
+            with board_lock(tmp_path, timeout=0.2):
+                pass
+
+
+# -- the submission checks on the model ------------------------------------------------------------------------
+
+def _data(n: int = 4):
+    from zoo.data import ImageDataset
+    g = torch.Generator().manual_seed(0)
+    return ImageDataset("fashion_mnist", "test", torch.rand(n, 1, 28, 28, generator=g), torch.arange(n) % 10,
+                        torch.arange(n), tuple("abcdefghij"), "synthetic")
+
+
+def test_validate_model_accepts_a_sound_model_and_refuses_broken_ones():
+    from zoo.bundle import ModelBundle
+    good = ModelBundle(None, tiny_mae(), tiny_classifier())
+    checked = validate_model(good, _data(), ["reconstruction", "downstream"])
+    assert checked["finite_weights"] and checked["mim_min_input_grad_l1"] > 0
+    flat = tiny_classifier()
+    with torch.no_grad():
+        flat.head.weight.zero_()      # logits no longer depend on the input: zero gradients
+    with pytest.raises(SubmissionError, match="input gradients are zero for 4 of 4"):
+        validate_model(ModelBundle(None, None, flat), _data(), ["downstream"])
+    class Noisy(torch.nn.Module):      # a randomised defence: two passes disagree
+        def __init__(self):
+            super().__init__()
+            self.inner = tiny_classifier()
+
+        def forward(self, x):
+            return self.inner(x + 0.05 * torch.randn_like(x))
+    with pytest.raises(SubmissionError, match="two forward passes"):
+        validate_model(ModelBundle(None, None, Noisy()), _data(), ["downstream"])
+    nan = tiny_mae()
+    with torch.no_grad():
+        next(nan.parameters()).view(-1)[0] = float("inf")
+    with pytest.raises(SubmissionError, match="non-finite values"):
+        validate_model(ModelBundle(None, nan, None), _data(), ["reconstruction"])
+
+
+# -- the boards -------------------------------------------------------------------------------------------------
+
+def test_boards_rank_complete_runs_and_list_partial_ones_apart(synthetic_board):
+    folder = synthetic_board / "cifar10"
+    rec, down = pd.read_csv(folder / "reconstruction.csv"), pd.read_csv(folder / "downstream.csv")
+    assert list(rec.columns) == RECON_COLUMNS and list(down.columns) == DOWNSTREAM_COLUMNS
+    assert len(rec) == len(down) == 16 and set(rec.model) == {"strong", "weak", "masked", "quick"}
+    text = (folder / "reconstruction.md").read_text()
+    assert "| pgd Linf 2/255 | pgd Linf 4/255 | pgd Linf 8/255 |" in text
+    ranked, partial = text.split("Partial entries")
+    assert ranked.index("`strong`") < ranked.index("`masked`") < ranked.index("`weak`")
+    assert "| 1 | `strong` |" in ranked and "`quick`" not in ranked
+    assert "`quick`" in partial and "n=16 of the 10000" in partial
+    assert "`masked` ⚠" in ranked and "- `masked`: zero_gradients" in text
+    assert (folder / "plots" / "curves_pgd.png").is_file() and (folder / "plots" / "grid_strong.png").is_file()
+    block = report.readme_block(synthetic_board)
+    assert block.index("`strong`") < block.index("`weak`") and "`quick`" not in block and "1 partial" in block
+
+
+def test_regenerating_gives_the_same_files(synthetic_board, tmp_path):
+    board = shutil.copytree(synthetic_board, tmp_path / "lb")
+    folder = board / "cifar10"
+    names = ["reconstruction.csv", "downstream.csv", "reconstruction.md", "downstream.md", "index.html"]
+    before = {n: (folder / n).read_bytes() for n in names}
+    for n in names:
+        (folder / n).unlink()
+    (folder / "plots" / "grid_weak.png").unlink()
+    (folder / "plots" / "grid_gone.png").write_bytes(b"stale")
+    assert report.main(["--out", str(board)]) == 0
+    assert {n: (folder / n).read_bytes() for n in names} == before
+    assert (folder / "plots" / "grid_weak.png").is_file() and not (folder / "plots" / "grid_gone.png").exists()
+
+
+def test_the_readme_shows_the_current_board():
+    """The committed README's leaderboard block is what `python -m benchmark.report --readme` makes of the
+    committed entries (regenerate it after adding entries)."""
+    assert report.main(["--out", str(REPO / "leaderboards"), "--readme", str(REPO / "README.md"), "--check"]) == 0
+
+
+def test_html_renders_in_headless_chromium_with_tables_and_plots(synthetic_board, tmp_path):
+    binary = browser.find_chromium()
+    if binary is None:
+        if browser.chromium_required():
+            pytest.fail(browser.MISSING)
+        pytest.skip(browser.MISSING)
+    page = synthetic_board / "cifar10" / "index.html"
+    dom = browser.dump_dom(binary, page)
+    body = dom[dom.index("<body"):dom.index(">", dom.index("<body"))]
+    loaded = int(body.split('data-images-loaded="')[1].split('"')[0])
+    total = int(body.split('data-images-total="')[1].split('"')[0])
+    assert total == 3 and loaded == total, body          # curves + two grids, all decoded
+    assert int(body.split('data-tables="')[1].split('"')[0]) == 5   # 2 ranked + 2 partial + entries
+    assert dom.count('<tr class="ranked">') == 6 and dom.count('<tr class="partial">') == 2
+    index = browser.dump_dom(binary, synthetic_board / "index.html")
+    assert 'data-images-loaded="1"' in index and "strong" in index
+    png = browser.screenshot(binary, page, tmp_path / "cifar10.png")
+    import matplotlib.image as mpimg
+    img = mpimg.imread(str(png))
+    assert img.shape[:2] == (1800, 1300) and img[..., :3].std() > 0.05    # not a blank page
+    keep = __import__("os").environ.get("MIMBENCH_SCREENSHOT")
+    if keep:
+        shutil.copy(png, keep)
