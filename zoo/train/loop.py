@@ -6,10 +6,11 @@ with exactly the batches the uninterrupted run would have seen.
 from __future__ import annotations
 
 import csv
+import json
 import math
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -93,8 +94,12 @@ def train_stage(name: str, model: nn.Module, param_groups: list[dict], cfg: Stag
                                   warmup_t=int(cfg.warmup_epochs * steps_per_epoch), warmup_lr_init=cfg.lr * 1e-3,
                                   t_in_epochs=False)
     step = 0
+    fingerprint = json.dumps(asdict(cfg), sort_keys=True, default=str) + f"|seed={seed}|world={world}"
     if resume and ckpt_path.exists():
         state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        if state.get("config", fingerprint) != fingerprint:  # checkpoints without one predate the check
+            raise ValueError(f"{ckpt_path}: written by a different {name} configuration; remove it (or the "
+                             f"output folder) to start this stage again")
         dist_utils.unwrap(model).load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["rng"])
@@ -138,7 +143,8 @@ def train_stage(name: str, model: nn.Module, param_groups: list[dict], cfg: Stag
                 if rank == 0:
                     _atomic_save({"model": dist_utils.unwrap(model).state_dict(),
                                   "optimizer": optimizer.state_dict(), "rng": torch.get_rng_state(),
-                                  "step": step, "complete": step >= total, "last_loss": last_loss}, ckpt_path)
+                                  "step": step, "complete": step >= total, "last_loss": last_loss,
+                                  "config": fingerprint}, ckpt_path)
                 dist_utils.barrier()
             if step >= planned:
                 break

@@ -107,7 +107,8 @@ ADV_FINETUNE_EPS = 0.1
 def _defended_finetune(extra: Optional[dict[str, dict[str, Any]]] = None) -> StageConfig:
     return StageConfig(epochs=5, batch_size=256, lr=2e-3, weight_decay=0.05, warmup_epochs=0.5, layer_decay=0.85,
                        label_smoothing=0.0, drop_path_rate=0.05, augment=True,
-                       defenses=extra or {"adversarial_finetune": {"attack": "fgsm_rs", "eps": ADV_FINETUNE_EPS}})
+                       defenses=extra or {"adversarial_finetune": {"attack": "fgsm_rs", "eps": ADV_FINETUNE_EPS,
+                                                                   "clean_weight": 0.5}})
 
 
 def _defended_pretrain(defenses: dict[str, dict[str, Any]], epochs: float = 2) -> StageConfig:
@@ -125,7 +126,7 @@ def _variant(suffix: str, description: str, pretrain: Optional[dict[str, dict[st
 
 
 _variant("advft", "Control: the baseline's MIM weights, then the shared adversarial fine-tuning (FGSM-RS AT, eps 0.1, "
-         "5 epochs).",
+         "plus 0.5 x clean CE, 5 epochs).",
          None)
 _variant("trades", "The baseline's MIM weights, then TRADES fine-tuning (beta 6, eps 0.1).", None,
          _defended_finetune({"trades": {"eps": ADV_FINETUNE_EPS, "steps": 2, "beta": 6.0}}))
