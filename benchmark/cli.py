@@ -5,7 +5,9 @@ Exit codes: 0 done; 2 bad arguments or missing inputs (one line, nothing written
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
+import os
 import platform
 import sys
 from datetime import datetime, timezone
@@ -49,6 +51,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="validate the model, run the dataset's standard suite on the whole evaluation set and "
                         "publish the entry (needs --name)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--fresh", action="store_true",
+                   help="recompute everything instead of resuming from the records of an earlier identical run")
+    p.add_argument("--no-early-stop", action="store_true",
+                   help="attack every sample for every step (torchattacks' numbers exactly; slower, never stronger)")
+    p.add_argument("--amp", choices=("none", "bf16"), default="none",
+                   help="bf16 autocast of the models (for GPUs; changes the numbers slightly, see docs/PERFORMANCE.md)")
+    p.add_argument("--channels-last", action="store_true", help="channels-last memory format on CUDA")
     p.add_argument("--list-models", action="store_true", help="list the model zoo and whether files are present")
     p.add_argument("--list-suites", action="store_true", help="print every suite's attack matrix")
     return p
@@ -157,6 +166,38 @@ def _versions() -> dict[str, str]:
     return versions
 
 
+def code_fingerprint() -> str:
+    """A hash of the zoo's and the benchmark's source: stored records of other code are not reused."""
+    import hashlib
+
+    import zoo
+    digest = hashlib.sha256()
+    for package in (Path(zoo.__file__).parent, Path(__file__).parent):
+        for path in sorted(package.rglob("*.py")):
+            digest.update(path.relative_to(package.parent).as_posix().encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _result_store(args, checkpoints: dict, dataset_name: str, data_source: str, device, rank: int):
+    """The resumable store of this exact run: keyed by everything that determines its numbers."""
+    from zoo.data import cache_dir
+
+    from .store import FileStore, store_key
+    parts = {"checkpoints": {k: v["sha256"] for k, v in checkpoints.items()}, "dataset": dataset_name,
+             "data_source": data_source, "seed": args.seed, "batch_size": args.batch_size,
+             "early_stop": not args.no_early_stop, "amp": args.amp, "channels_last": args.channels_last,
+             "device": device.type, "code": code_fingerprint()}
+    key = store_key(parts)
+    folder = cache_dir() / "runs"
+    if args.fresh and rank == 0:
+        for path in folder.glob(f"{key}.rank*.jsonl"):
+            path.unlink()
+    from . import distributed as D
+    D.barrier()
+    return FileStore(folder, key, rank=rank)
+
+
 def run(args: argparse.Namespace) -> int:
     from zoo import CheckpointError, load_model
     from zoo.data import DatasetError, load_dataset
@@ -183,6 +224,13 @@ def run(args: argparse.Namespace) -> int:
     except KeyError as exc:
         raise UsageError(exc.args[0]) from None
     device = _device(args.device)
+    from . import distributed as D
+    D.init_from_env(device)
+    if D.is_distributed() and device.type == "cuda":
+        import torch
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    rank = D.rank()
     try:
         bundle = load_model(args.model, checkpoint=args.checkpoint, classifier_checkpoint=args.classifier_checkpoint)
     except KeyError as exc:
@@ -220,6 +268,11 @@ def run(args: argparse.Namespace) -> int:
     complete = n == full_size
     checkpoints = {k: {"file": Path(v["path"]).name, "sha256": v["sha256"]} for k, v in bundle.files.items()}
     bundle.to(device)
+    if args.channels_last and device.type == "cuda":
+        import torch
+        for model in (bundle.mim, bundle.classifier):
+            if model is not None:
+                model.to(memory_format=torch.channels_last)
     validation = None
     if args.submit:
         targets = sorted({c.target for c in cells})
@@ -229,9 +282,19 @@ def run(args: argparse.Namespace) -> int:
         except SubmissionError as exc:
             raise UsageError(f"submission refused: {exc}") from None
     lpips = metrics.load_lpips(device) if args.target != "downstream" else None
+    store = _result_store(args, checkpoints, dataset_name, data.source, device, rank)
+    if len(store) and rank == 0:
+        print(f"resuming: {len(store)} finished (cell, batch) records in {store.folder} (--fresh recomputes)",
+              file=sys.stderr)
     runner = Runner(bundle, data, suite, cells, model_name=label, batch_size=args.batch_size, seed=args.seed,
-                    device=device, lpips=lpips, progress=not args.no_progress)
-    result = runner.run()
+                    device=device, lpips=lpips, store=store, progress=not args.no_progress,
+                    early_stop=not args.no_early_stop)
+    import torch
+    amp = torch.autocast(device.type, dtype=torch.bfloat16) if args.amp == "bf16" else contextlib.nullcontext()
+    with amp:
+        result = runner.run()
+    if result is None:  # another rank than 0 under torchrun: rank 0 writes
+        return 0
     examples = None
     example_cell = pick_cell(cells) if bundle.mim is not None else None
     if example_cell is not None:
@@ -296,6 +359,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    finally:
+        _leave_process_group()
+
+
+def _leave_process_group() -> None:
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ Every function returns one value per image (N,), so cells average them and shard
 """
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
@@ -133,8 +134,10 @@ def load_lpips(device: torch.device | str = "cpu", allow_download: bool = True) 
             import contextlib
             import io
             from torchvision.models import AlexNet_Weights
-            with contextlib.redirect_stderr(io.StringIO()):  # torch.hub announces the download on stderr
+            said = io.StringIO()  # torch.hub announces the download on stdout: shown only when it worked
+            with contextlib.redirect_stdout(said), contextlib.redirect_stderr(said):
                 AlexNet_Weights.IMAGENET1K_V1.get_state_dict(progress=False)
+            sys.stderr.write(said.getvalue())
         except Exception as exc:
             why = str(getattr(exc, "reason", exc)).splitlines()[0][:100]
             return LPIPSStatus(None, f"LPIPS unavailable offline: its AlexNet backbone weights are not in "

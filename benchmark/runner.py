@@ -2,12 +2,18 @@
 
 Batches are fixed by sample id (ids [kB, (k+1)B) of the evaluation order), so no number depends on how a run
 is split, resumed or sharded. Rows are means of per-sample values.
+
+Compute goes only where it changes a number: the clean pass runs once per batch and every cell reuses it; a
+sample wrong on clean input is not attacked; iterative attacks stop on samples already broken; a sample broken
+at a smaller eps of the same attack is not attacked again at a larger one (its adversarial image lies in the
+larger ball too). Records go to a store as each (cell, batch) finishes (a FileStore makes the run resumable).
+Under torchrun each rank computes its share of the batches; rank 0 gathers the records and aggregates.
 """
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Optional
 
 import torch
@@ -16,6 +22,7 @@ from tqdm.auto import tqdm
 from zoo.bundle import ModelBundle
 from zoo.data import ImageDataset
 
+from . import distributed as D
 from . import metrics as M
 from .attacks import gradient_masking as GM
 from .attacks.checks import check_adversarial
@@ -41,6 +48,18 @@ class MemoryStore:
     def put(self, cell_key: str, batch_key: str, record: dict[str, list]) -> None:
         self._data[(cell_key, batch_key)] = record
 
+    def records(self) -> dict[tuple[str, str], dict[str, list]]:
+        return dict(self._data)
+
+    def merge(self, records: dict[tuple[str, str], dict[str, list]]) -> None:
+        """Records computed elsewhere (other ranks), kept in memory only."""
+        self._data.update(records)
+
+
+def attack_family(cell: Cell) -> str:
+    """A cell's key without its budget: cells of one family differ only in eps (and the step size that follows)."""
+    return replace(cell, eps=0.0, alpha=0.0).key()
+
 
 @dataclass
 class RunResult:
@@ -62,13 +81,24 @@ def _mean(values: list) -> Optional[float]:
     return float(sum(vals) / len(vals)) if vals else None
 
 
+class _NoBar:
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def set_description(self, text: str) -> None:
+        pass
+
+
 class Runner:
     """Evaluates one bundle on one dataset subset with one suite."""
 
     def __init__(self, bundle: ModelBundle, data: ImageDataset, suite: Suite, cells: list[Cell], *,
                  model_name: str, batch_size: int = 100, seed: int = 0, device: torch.device | str = "cpu",
-                 lpips: Optional[M.LPIPSStatus] = None, store=None, progress: bool = True) -> None:
+                 lpips: Optional[M.LPIPSStatus] = None, store=None, progress: bool = True,
+                 early_stop: bool = True) -> None:
+        """`early_stop` False: every attacked sample runs every step (torchattacks' numbers exactly)."""
         self.bundle, self.data, self.suite, self.cells = bundle, data, suite, cells
+        self.early_stop = early_stop
         self.model_name, self.batch_size, self.seed = model_name, batch_size, seed
         self.device = torch.device(device)
         self.lpips = lpips if lpips is not None else M.LPIPSStatus(None, "LPIPS not requested")
@@ -152,15 +182,19 @@ class Runner:
         rec["sample_id"] = ids.tolist()
         return rec
 
-    def _attack_downstream(self, cell: Cell, positions: torch.Tensor, clean: dict[str, list]) -> dict[str, list]:
+    def _attack_downstream(self, cell: Cell, positions: torch.Tensor, clean: dict[str, list],
+                           smaller: list[dict[str, list]]) -> dict[str, list]:
+        """Robust or not per sample; `smaller`: this batch's records of the same attack at smaller budgets."""
         clf = self.bundle.require("classifier")
         x, y, ids = self._load(positions)
-        correct = torch.tensor(clean["correct"], dtype=torch.bool)
+        standing = torch.tensor(clean["correct"], dtype=torch.bool)  # wrong on clean input: not robust
+        for rec in smaller:  # broken within a smaller ball: broken within this one
+            standing &= torch.tensor(rec["correct"], dtype=torch.bool)
         robust = torch.zeros(len(ids), dtype=torch.bool)
-        todo = correct.nonzero().flatten()
-        if len(todo):  # a sample wrong on clean input is not robust: no need to attack it
+        todo = standing.nonzero().flatten()
+        if len(todo):
             xs, ys = x[todo.to(self.device)], y[todo.to(self.device)]
-            attack = build_downstream_attack(clf, cell)
+            attack = build_downstream_attack(clf, cell, early_stop=self.early_stop)
             memo = (attack.memo_key(), self._batch_key(positions)) if attack.eps_independent else None
             raw = self._memo.get(memo) if memo else None
             if raw is None:
@@ -267,39 +301,68 @@ class Runner:
         return out
 
     # -- the whole run
-    def run(self) -> RunResult:
+    def _compute_order(self) -> list[Cell]:
+        """Cells in the order they are computed: within an attack family, smaller budgets first."""
+        first: dict[str, int] = {}
+        for i, c in enumerate(self.cells):
+            first.setdefault(attack_family(c), i)
+        return sorted(self.cells, key=lambda c: (first[attack_family(c)], float(c.eps)))
+
+    def _cell_records(self, cell: Cell, batches: list[torch.Tensor], clean: list[dict],
+                      per_cell: dict[str, list[dict]], bar) -> list[dict[str, list]]:
+        family = attack_family(cell)
+        smaller = [c.key() for c in self.cells
+                   if c.target == "downstream" and attack_family(c) == family and c.eps < cell.eps]
+        records = []
+        for i, (pos, clean_rec) in enumerate(zip(batches, clean)):
+            key = self._batch_key(pos)
+            rec = self.store.get(cell.key(), key)
+            if rec is None:
+                if cell.target == "reconstruction":
+                    rec = self._attack_reconstruction(cell, pos)
+                else:
+                    rec = self._attack_downstream(cell, pos, clean_rec, [per_cell[k][i] for k in smaller])
+                self.store.put(cell.key(), key, rec)
+            records.append(rec)
+            bar.update(1)
+        return records
+
+    def _compute(self, batches: list[torch.Tensor], bar) -> tuple[list[dict], dict[str, list[dict]], dict]:
+        """Clean records, per-cell records and gradient-masking checks of these batches (from the store or computed)."""
+        clean = []
+        bar.set_description(f"{self.model_name} clean")
+        for pos in batches:
+            clean.append(self._clean(pos))
+            bar.update(1)
+        per_cell: dict[str, list[dict[str, list]]] = {}
+        for cell in self._compute_order():
+            bar.set_description(f"{self.model_name} {cell.target[:5]} {cell.attack} {cell.norm} {cell.eps:g}")
+            per_cell[cell.key()] = self._cell_records(cell, batches, clean, per_cell, bar)
+        bar.set_description(f"{self.model_name} gradient-masking checks")
+        masking = self._gradient_masking(batches, per_cell)
+        return clean, per_cell, masking
+
+    def run(self) -> Optional[RunResult]:
+        """The run's result (on rank 0 under torchrun; other ranks compute their share and return None)."""
         started = time.time()
         batches = self.batches()
         if "downstream" in self.targets:
             self.bundle.require("classifier")
         if "reconstruction" in self.targets:
             self.bundle.require("mim")
-        total = len(batches) * (1 + len(self.cells))
-        bar = tqdm(total=total, desc=f"{self.model_name} clean", unit="batch", disable=not self.progress,
-                   dynamic_ncols=True)
-        clean = []
-        for pos in batches:
-            clean.append(self._clean(pos))
-            bar.update(1)
-        per_cell: dict[str, list[dict[str, list]]] = {}
-        for cell in self.cells:
-            bar.set_description(f"{self.model_name} {cell.target[:5]} {cell.attack} {cell.norm} {cell.eps:g}")
-            records = []
-            for pos, clean_rec in zip(batches, clean):
-                key = self._batch_key(pos)
-                rec = self.store.get(cell.key(), key)
-                if rec is None:
-                    if cell.target == "reconstruction":
-                        rec = self._attack_reconstruction(cell, pos)
-                    else:
-                        rec = self._attack_downstream(cell, pos, clean_rec)
-                    self.store.put(cell.key(), key, rec)
-                records.append(rec)
-                bar.update(1)
-            per_cell[cell.key()] = records
-        bar.set_description(f"{self.model_name} gradient-masking checks")
-        masking = self._gradient_masking(batches, per_cell)
-        bar.close()
+        rank, world = D.rank(), D.world_size()
+        mine = D.shard(batches, rank, world)
+        bar = tqdm(total=len(mine) * (1 + len(self.cells)), desc=f"{self.model_name} clean", unit="batch",
+                   disable=not self.progress or rank != 0, dynamic_ncols=True)
+        try:
+            clean, per_cell, masking = self._compute(mine, bar)
+            if world > 1:
+                self.store.merge(D.gather_records(self.store.records()))
+                if rank != 0:
+                    return None
+                clean, per_cell, masking = self._compute(batches, _NoBar())  # every record is there: reads only
+        finally:
+            bar.close()
         result = self._aggregate(clean, per_cell, time.time() - started)
         result.gradient_masking = masking
         return result

@@ -59,5 +59,12 @@ class FileStore:
             os.fsync(f.fileno())
         self._data[(cell_key, batch_key)] = record
 
+    def records(self) -> dict[tuple[str, str], dict[str, list]]:
+        return dict(self._data)
+
+    def merge(self, records: dict[tuple[str, str], dict[str, list]]) -> None:
+        """Records computed by other ranks (already in their own files): kept in memory only."""
+        self._data.update(records)
+
     def __len__(self) -> int:
         return len(self._data)

@@ -29,3 +29,16 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache(tmp_path_factory):
+    """Runs started by the tests keep their resumable records in a cache of their own, not the user's."""
+    import os
+    old = os.environ.get("MIMBENCH_HOME")
+    os.environ["MIMBENCH_HOME"] = str(tmp_path_factory.mktemp("mimbench_home"))
+    yield
+    if old is None:
+        os.environ.pop("MIMBENCH_HOME", None)
+    else:
+        os.environ["MIMBENCH_HOME"] = old

@@ -59,7 +59,8 @@ def _direct(model, cell):
 def test_equals_a_direct_torchattacks_call(batch, suite, attack, norm):
     clf, x, y, ids = batch
     cell = suite_cell(suite, attack, norm)
-    ours = build_downstream_attack(clf, cell).perturb(x, y, ids, SEED)
+    options = {"early_stop": False, "start": "torch"} if attack in ("bim", "pgd") else {}
+    ours = build_downstream_attack(clf, cell, **options).perturb(x, y, ids, SEED)
     torch.manual_seed(batch_seed(SEED, ids))
     direct = _direct(clf, cell)(x, y)
     if attack == "cw":  # broken only within the budget
@@ -69,6 +70,26 @@ def test_equals_a_direct_torchattacks_call(batch, suite, attack, norm):
     check_adversarial(ours, x, cell.eps, norm)
     with torch.no_grad():
         assert (clf(ours).argmax(1) != y).any(), "the attack breaks something on an untrained model"
+
+
+@pytest.mark.parametrize("suite,attack,norm", [("bim", "bim", "Linf"), ("pgd", "pgd", "Linf"), ("pgd_l2", "pgd", "L2")])
+def test_early_stopping_breaks_every_sample_the_full_run_breaks(fmnist_test, suite, attack, norm):
+    """Frozen at its first misclassifying iterate, a sample is broken whenever torchattacks' last iterate is."""
+    clf = tiny_classifier()
+    x, ids = fmnist_test.images[:24], torch.arange(24)
+    with torch.no_grad():
+        y = clf(x).argmax(1)
+    cell = replace(suite_cell(suite, attack, norm, index=0), steps=10)
+    full = build_downstream_attack(clf, cell, early_stop=False, start="torch").perturb(x, y, ids, SEED)
+    early = build_downstream_attack(clf, cell, early_stop=True, start="torch").perturb(x, y, ids, SEED)
+    check_adversarial(early, x, cell.eps, norm)
+    with torch.no_grad():
+        broken_full, broken_early = clf(full).argmax(1) != y, clf(early).argmax(1) != y
+    assert bool((broken_early | ~broken_full).all())
+    assert 0 < int(broken_full.sum()) < len(x)  # the comparison says something
+    per_sample = build_downstream_attack(clf, cell).perturb(x, y, ids, SEED)  # starts seeded by sample id
+    alone = build_downstream_attack(clf, cell).perturb(x[5:9], y[5:9], ids[5:9], SEED)
+    torch.testing.assert_close(per_sample[5:9], alone, rtol=0, atol=1e-6)
 
 
 @pytest.mark.parametrize("norm,eps,index", [("Linf", 0.05, 0), ("L2", 2.0, 2)])
@@ -128,9 +149,7 @@ def test_runner_accuracy_equals_direct_call_on_the_clean_correct_samples(fmnist_
         ids = torch.arange(start, start + 8)
         ok = (pred[ids] == labels[ids]).nonzero().flatten()
         sel = ids[ok]
-        torch.manual_seed(batch_seed(SEED, sel))
-        adv = torchattacks.PGD(clf, eps=cell.eps, alpha=cell.alpha, steps=cell.steps, random_start=True)(x[sel],
-                                                                                                         labels[sel])
+        adv = build_downstream_attack(clf, cell).perturb(x[sel], labels[sel], sel, SEED)
         with torch.no_grad():
             robust += int((clf(adv).argmax(1) == labels[sel]).sum())
     assert acc["none"] == pytest.approx(float((pred == labels).float().mean()))

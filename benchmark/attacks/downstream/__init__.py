@@ -10,6 +10,7 @@ from .autoattack import AutoAttack, autoattack_backend
 from .base import DownstreamAttack, batch_seed, run_seeded, seeded
 from .bim import BIM
 from .cw import CW
+from .engine import iterative_attack
 from .feature_pgd import FeaturePGD
 from .fgsm import FGSM
 from .mi_pgd import MIPGD
@@ -22,13 +23,13 @@ DOWNSTREAM_ATTACKS: dict[str, type[DownstreamAttack]] = {
 }
 
 
-def build_downstream_attack(model: nn.Module, cell) -> DownstreamAttack:
-    """The downstream attack a suite cell describes, for a classifier returning logits."""
+def build_downstream_attack(model: nn.Module, cell, **options) -> DownstreamAttack:
+    """The downstream attack a suite cell describes, for a classifier returning logits (options: see the base)."""
     if cell.impl not in DOWNSTREAM_ATTACKS:
         raise KeyError(f"no downstream implementation of '{cell.impl}' "
                        f"(known: {', '.join(sorted(DOWNSTREAM_ATTACKS))})")
-    return DOWNSTREAM_ATTACKS[cell.impl](model, cell)
+    return DOWNSTREAM_ATTACKS[cell.impl](model, cell, **options)
 
 
 __all__ = ["AutoAttack", "BIM", "CW", "DOWNSTREAM_ATTACKS", "DownstreamAttack", "FGSM", "FeaturePGD", "MIPGD", "PGD",
-           "Square", "autoattack_backend", "batch_seed", "build_downstream_attack", "run_seeded", "seeded"]
+           "Square", "autoattack_backend", "batch_seed", "build_downstream_attack", "iterative_attack", "run_seeded", "seeded"]

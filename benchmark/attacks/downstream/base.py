@@ -47,8 +47,10 @@ class DownstreamAttack:
     name = "downstream_attack"
     eps_independent = False  # True: the raw adversarial images do not depend on the cell's eps (CW)
 
-    def __init__(self, model: nn.Module, cell) -> None:
-        self.model, self.cell = model, cell
+    def __init__(self, model: nn.Module, cell, early_stop: bool = True, start: str = "per_sample") -> None:
+        """`early_stop`: iterative attacks stop on samples already broken (see engine.py); `start`: random
+        starts drawn per sample id ('per_sample') or from torch's RNG as torchattacks does ('torch')."""
+        self.model, self.cell, self.early_stop, self.start = model, cell, early_stop, start
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.cell.norm}, eps={self.cell.eps:g}, steps={self.cell.steps})"

@@ -1,15 +1,14 @@
-"""BIM (Kurakin et al., 2017) through torchattacks: iterated FGSM from the clean image (Linf)."""
+"""BIM (Kurakin et al., 2017): iterated FGSM from the clean image (Linf), as torchattacks.BIM, with early stopping."""
 from __future__ import annotations
 
-import torchattacks
-
-from .base import TorchattacksAttack
+from .pgd import PGD
 
 
-class BIM(TorchattacksAttack):
+class BIM(PGD):
     name = "bim"
+    bim = True
 
-    def build(self) -> torchattacks.Attack:
+    def _attack(self, x, y, sample_ids, seed):
         if self.cell.norm != "Linf":
             raise ValueError("BIM is an Linf attack")
-        return torchattacks.BIM(self.model, eps=self.cell.eps, alpha=self.cell.alpha, steps=self.cell.steps)
+        return super()._attack(x, y, sample_ids, seed)

@@ -1,16 +1,17 @@
-"""PGD (Madry et al., 2018) through torchattacks: torchattacks.PGD (Linf) or torchattacks.PGDL2 (L2)."""
+"""PGD (Madry et al., 2018): Linf (as torchattacks.PGD) or L2 (as torchattacks.PGDL2), with early stopping."""
 from __future__ import annotations
 
-import torchattacks
+from .base import DownstreamAttack
+from .engine import iterative_attack
 
-from .base import TorchattacksAttack
 
-
-class PGD(TorchattacksAttack):
+class PGD(DownstreamAttack):
     name = "pgd"
+    bim = False
 
-    def build(self) -> torchattacks.Attack:
+    def _attack(self, x, y, sample_ids, seed):
         c = self.cell
-        if c.norm == "Linf":
-            return torchattacks.PGD(self.model, eps=c.eps, alpha=c.alpha, steps=c.steps, random_start=c.random_start)
-        return torchattacks.PGDL2(self.model, eps=c.eps, alpha=c.alpha, steps=c.steps, random_start=c.random_start)
+        adv, _ = iterative_attack(self.model, x, y, eps=c.eps, alpha=c.alpha, steps=c.steps, norm=c.norm,
+                                  random=c.random_start and not self.bim, start=self.start, sample_ids=sample_ids,
+                                  seed=seed, early_stop=self.early_stop, bim=self.bim)
+        return adv
