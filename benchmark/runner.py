@@ -95,10 +95,11 @@ class Runner:
     def __init__(self, bundle: ModelBundle, data: ImageDataset, suite: Suite, cells: list[Cell], *,
                  model_name: str, batch_size: int = 100, seed: int = 0, device: torch.device | str = "cpu",
                  lpips: Optional[M.LPIPSStatus] = None, store=None, progress: bool = True,
-                 early_stop: bool = True) -> None:
-        """`early_stop` False: every attacked sample runs every step (torchattacks' numbers exactly)."""
+                 early_stop: bool = True, checks: bool = True) -> None:
+        """`early_stop` False: every attacked sample runs every step (torchattacks' numbers exactly);
+        `checks` False: no gradient-masking checks (only for timing the attacks alone: entries need them)."""
         self.bundle, self.data, self.suite, self.cells = bundle, data, suite, cells
-        self.early_stop = early_stop
+        self.early_stop, self.checks = early_stop, checks
         self.model_name, self.batch_size, self.seed = model_name, batch_size, seed
         self.device = torch.device(device)
         self.lpips = lpips if lpips is not None else M.LPIPSStatus(None, "LPIPS not requested")
@@ -339,7 +340,7 @@ class Runner:
             bar.set_description(f"{self.model_name} {cell.target[:5]} {cell.attack} {cell.norm} {cell.eps:g}")
             per_cell[cell.key()] = self._cell_records(cell, batches, clean, per_cell, bar)
         bar.set_description(f"{self.model_name} gradient-masking checks")
-        masking = self._gradient_masking(batches, per_cell)
+        masking = self._gradient_masking(batches, per_cell) if self.checks else {}
         return clean, per_cell, masking
 
     def run(self) -> Optional[RunResult]:

@@ -1,0 +1,237 @@
+"""`python -m benchmark.perf`: what the benchmark's speed-ups buy on this machine, for the embedded default.
+
+Three measurements, printed as a table and optionally saved as JSON (`--json`):
+1. attack step cost: one PGD step of the downstream engine (early stopping off, so every sample is stepped)
+   over one forward+backward pass of the classifier on the same batch; goal <= 1.10;
+2. the `pgd` suite through the runner against the loop a user would write with torchattacks: every eps from
+   scratch, clean passes repeated per cell, no early stopping; goal >= 3x faster, attacks at least as strong
+   (robust accuracy <= the naive loop's at every eps; reconstruction numbers identical, same attack);
+3. scaling: wall time and peak resident memory of the runner at n, 2n and 4n samples (each in a fresh
+   process, so the peak is that run's); goal: time linear in n, memory flat.
+Timings are the minimum of `--repeats` runs (the least disturbed by other load on the machine).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import torch
+import torch.nn.functional as F
+
+MODEL = "mae_vit_t_fmnist"
+
+
+def _best_of(fn: Callable[[], Any], repeats: int) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def _setup(n: int):
+    from zoo import load_model
+    from zoo.data import load_dataset
+    bundle = load_model(MODEL)
+    data = load_dataset(bundle.card.dataset, "test").subset(n)
+    return bundle, data
+
+
+def step_cost(batch: int = 100, steps: int = 20, repeats: int = 3) -> dict[str, float]:
+    """Seconds per PGD step (engine, torchattacks) and per forward+backward pass, on one batch."""
+    import torchattacks
+
+    from .attacks.downstream.engine import iterative_attack
+    bundle, data = _setup(batch)
+    clf = bundle.classifier.eval()
+    x, y = data.images, data.labels
+    eps = 0.1
+
+    def fwd_bwd() -> None:
+        for _ in range(steps):
+            v = x.clone().requires_grad_(True)
+            torch.autograd.grad(F.cross_entropy(clf(v), y), v)
+
+    def engine() -> None:
+        iterative_attack(clf, x, y, eps=eps, alpha=2.5 * eps / steps, steps=steps, early_stop=False,
+                         sample_ids=data.sample_ids)
+
+    def library() -> None:
+        torchattacks.PGD(clf, eps=eps, alpha=2.5 * eps / steps, steps=steps, random_start=True)(x, y)
+
+    t_ref = _best_of(fwd_bwd, repeats) / steps
+    t_engine = _best_of(engine, repeats) / steps
+    t_lib = _best_of(library, repeats) / steps
+    return {"batch": batch, "fwd_bwd_s": t_ref, "engine_step_s": t_engine, "torchattacks_step_s": t_lib,
+            "engine_over_fwd_bwd": t_engine / t_ref, "torchattacks_over_fwd_bwd": t_lib / t_ref}
+
+
+def _runner(bundle, data, checks: bool, early_stop: bool = True):
+    from .runner import Runner
+    from .suites import get_suite
+    suite = get_suite("pgd")
+    cells = suite.cells(data.name)
+    return Runner(bundle, data, suite, cells, model_name=MODEL, batch_size=100, progress=False, checks=checks,
+                  early_stop=early_stop)
+
+
+def naive_suite(bundle, data) -> dict[str, dict[float, float]]:
+    """The pgd suite as a user would loop it with torchattacks: per eps from scratch, clean passes repeated."""
+    import torchattacks
+
+    from . import metrics as M
+    from .attacks.reconstruction import build_reconstruction_attack
+    from .suites import get_suite
+    clf, mim = bundle.classifier.eval(), bundle.mim.eval()
+    out: dict[str, dict[float, float]] = {"accuracy": {}, "psnr": {}}
+    for cell in get_suite("pgd").cells(data.name):
+        total = 0.0
+        for start in range(0, len(data), 100):
+            x, y = data.images[start:start + 100], data.labels[start:start + 100]
+            ids = data.sample_ids[start:start + 100]
+            if cell.target == "downstream":
+                with torch.no_grad():
+                    clf(x)  # the clean accuracy, recomputed for every eps
+                adv = torchattacks.PGD(clf, eps=cell.eps, alpha=cell.alpha, steps=cell.steps, random_start=True)(x, y)
+                with torch.no_grad():
+                    total += float((clf(adv).argmax(1) == y).sum())
+            else:
+                mask = mim.make_mask(ids, seed=0)
+                with torch.no_grad():
+                    mim.forward_mim(x, mask)  # the clean reconstruction, recomputed for every eps
+                adv = build_reconstruction_attack(mim, cell, seed=0)(x, mask, ids)
+                with torch.no_grad():
+                    recon = mim.forward_mim(adv, mask).reconstruction.float().clamp(0, 1)
+                    total += float(M.masked_psnr(recon, x, mask, mim.patch_size).sum())
+        key = "accuracy" if cell.target == "downstream" else "psnr"
+        out[key][float(cell.eps)] = total / len(data)
+    return out
+
+
+def suite_speed(n: int, repeats: int) -> dict[str, Any]:
+    """Wall time of the pgd suite: runner (with and without its gradient-masking checks) against the naive loop."""
+    bundle, data = _setup(n)
+    results: dict[str, Any] = {"n": n}
+    timed: dict[str, Any] = {}
+
+    def ours(checks: bool) -> Callable[[], None]:
+        def go() -> None:
+            timed[checks] = _runner(bundle, data, checks).run()
+        return go
+
+    def naive() -> None:
+        timed["naive"] = naive_suite(bundle, data)
+
+    results["runner_s"] = _best_of(ours(False), repeats)
+    results["runner_with_checks_s"] = _best_of(ours(True), repeats)
+    results["naive_s"] = _best_of(naive, repeats)
+    results["speedup"] = results["naive_s"] / results["runner_s"]
+    results["speedup_with_checks"] = results["naive_s"] / results["runner_with_checks_s"]
+    run = timed[False]
+    ours_acc = {float(r["eps"]): r["accuracy"] for r in run.downstream if r["attack"] != "none"}
+    ours_psnr = {float(r["eps"]): r["psnr"] for r in run.reconstruction if r["attack"] != "none"}
+    results["robust_accuracy"] = {"runner": ours_acc, "naive": timed["naive"]["accuracy"]}
+    results["psnr"] = {"runner": ours_psnr, "naive": timed["naive"]["psnr"]}
+    results["at_least_as_strong"] = all(ours_acc[e] <= timed["naive"]["accuracy"][e] for e in ours_acc)
+    return results
+
+
+def _scaling_worker(n: int) -> dict[str, float]:
+    bundle, data = _setup(n)
+    start = time.perf_counter()
+    _runner(bundle, data, checks=True).run()
+    seconds = time.perf_counter() - start
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {"n": n, "seconds": seconds, "peak_rss_mib": peak_kib / 1024}
+
+
+def scaling(n: int, threads: int) -> list[dict[str, float]]:
+    """Runner wall time and peak memory at n, 2n, 4n, each in its own process."""
+    rows = []
+    for k in (1, 2, 4):
+        proc = subprocess.run([sys.executable, "-m", "benchmark.perf", "--_scaling-worker", str(k * n),
+                               "--threads", str(threads)], capture_output=True, text=True, check=True)
+        rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    base = rows[0]
+    for r in rows:
+        r["time_per_sample_vs_n"] = (r["seconds"] / r["n"]) / (base["seconds"] / base["n"])
+        r["memory_vs_n"] = r["peak_rss_mib"] / base["peak_rss_mib"]
+    return rows
+
+
+def machine() -> dict[str, Any]:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import os
+    return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "torch": torch.__version__, "python": platform.python_version(),
+            "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None}
+
+
+def _report(res: dict[str, Any]) -> str:
+    s, q = res["step_cost"], res["suite"]
+    lines = [f"machine: {res['machine']['cpu']}, {res['machine']['cores']} cores, torch "
+             f"{res['machine']['torch']} ({res['machine']['torch_threads']} threads)",
+             "",
+             f"1. attack step / forward+backward (batch {s['batch']}): engine {s['engine_over_fwd_bwd']:.3f} "
+             f"(goal <= 1.10), torchattacks.PGD {s['torchattacks_over_fwd_bwd']:.3f}; "
+             f"fwd+bwd {1000 * s['fwd_bwd_s']:.1f} ms",
+             f"2. pgd suite, n={q['n']}: runner {q['runner_s']:.1f} s ({q['runner_with_checks_s']:.1f} s with its "
+             f"gradient-masking checks), naive torchattacks loop {q['naive_s']:.1f} s -> {q['speedup']:.2f}x "
+             f"({q['speedup_with_checks']:.2f}x with checks; goal >= 3x); at least as strong: "
+             f"{q['at_least_as_strong']}"]
+    for eps in sorted(q["robust_accuracy"]["runner"]):
+        lines.append(f"   eps {eps:g}: robust accuracy runner {q['robust_accuracy']['runner'][eps]:.3f} vs naive "
+                     f"{q['robust_accuracy']['naive'][eps]:.3f}; masked PSNR runner {q['psnr']['runner'][eps]:.3f} "
+                     f"vs naive {q['psnr']['naive'][eps]:.3f}")
+    lines.append("3. scaling (runner, pgd suite with checks):")
+    for r in res["scaling"]:
+        lines.append(f"   n={r['n']:>5}: {r['seconds']:7.1f} s, time/sample x{r['time_per_sample_vs_n']:.2f}, "
+                     f"peak RSS {r['peak_rss_mib']:.0f} MiB (x{r['memory_vs_n']:.2f})")
+    return "\n".join(lines)
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmark.perf", description=__doc__.splitlines()[0])
+    p.add_argument("--n", type=int, default=500, help="samples for the suite comparison (default 500)")
+    p.add_argument("--scaling-n", type=int, default=200, help="n of the scaling runs n, 2n, 4n (default 200)")
+    p.add_argument("--repeats", type=int, default=2, help="timing repeats, the fastest kept (default 2)")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    p.add_argument("--json", default=None, help="also write the figures to this JSON file")
+    p.add_argument("--_scaling-worker", type=int, default=None, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args._scaling_worker is not None:
+        print(json.dumps(_scaling_worker(args._scaling_worker)))
+        return 0
+    if min(args.n, args.scaling_n, args.repeats) < 1:
+        print("error: --n, --scaling-n and --repeats must be positive", file=sys.stderr)
+        return 2
+    res: dict[str, Any] = {"machine": machine()}
+    res["step_cost"] = step_cost(repeats=max(args.repeats, 3))
+    res["suite"] = suite_speed(args.n, args.repeats)
+    res["scaling"] = scaling(args.scaling_n, torch.get_num_threads())
+    res["machine"]["load_average_after"] = machine()["load_average"]
+    print(_report(res))
+    if args.json:
+        Path(args.json).write_text(json.dumps(res, indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
