@@ -196,17 +196,31 @@ class Runner:
         if len(todo):
             xs, ys = x[todo.to(self.device)], y[todo.to(self.device)]
             attack = build_downstream_attack(clf, cell, early_stop=self.early_stop)
-            memo = (attack.memo_key(), self._batch_key(positions)) if attack.eps_independent else None
-            raw = self._memo.get(memo) if memo else None
-            if raw is None:
+            if attack.eps_independent:  # one raw run per batch serves every budget: the rows of this cell's todo
+                last = not any(attack_family(c) == attack_family(cell) and c.eps > cell.eps for c in self.cells)
+                raw = self._eps_independent_raw(attack, positions, clean, release=last)[todo.to(self.device)]
+            else:
                 raw = attack.run(xs, ys, ids[todo], self.seed)
-                if memo:
-                    self._memo[memo] = raw
             x_adv = attack.within_budget(raw, xs)
             check_adversarial(x_adv, xs, cell.eps, cell.norm, what=f"{cell.attack} eps {cell.eps:g}")
             with torch.inference_mode():
                 robust[todo] = (clf(x_adv).argmax(1) == ys).cpu()
         return {"sample_id": ids.tolist(), "correct": robust.float().tolist()}
+
+    def _eps_independent_raw(self, attack, positions: torch.Tensor, clean: dict[str, list],
+                             release: bool) -> torch.Tensor:
+        """The raw result of an attack whose images do not depend on eps (CW), for the whole batch: computed once
+        on the samples correct on clean input (the others keep their clean image) and reused at every budget;
+        `release` (the family's largest budget) drops it from memory, so memory stays flat in n."""
+        memo = (attack.memo_key(), self._batch_key(positions))
+        if memo not in self._memo:
+            x, y, ids = self._load(positions)
+            ok = torch.tensor(clean["correct"], dtype=torch.bool).nonzero().flatten()
+            raw = x.clone()
+            if len(ok):
+                raw[ok.to(self.device)] = attack.run(x[ok.to(self.device)], y[ok.to(self.device)], ids[ok], self.seed)
+            self._memo[memo] = raw
+        return self._memo.pop(memo) if release else self._memo[memo]
 
     # -- gradient-masking checks (benchmark.attacks.gradient_masking), per-sample records through the store
     def _basic_checks(self, target: str, positions: torch.Tensor) -> dict[str, list]:
