@@ -296,7 +296,8 @@ class Runner:
                     key = (f"gradient_masking|square|{norm}|{eps!r}|q{GM.SQUARE_QUERIES}|"
                            + ",".join(c.key() for c in cells))
                     recs = [self._cached(key, pos, lambda p=pos, b=i: self._square_check(
-                        norm, eps, cells, p, [per_cell[c.key()][b] for c in cells])) for i, pos in enumerate(batches)]
+                        norm, eps, cells, p, [per_cell[c.key()][b] for c in cells]))
+                        for i, pos in enumerate(batches) if int(pos[0]) < GM.SQUARE_SAMPLES]
                     block["black_box"].append(GM.summarise_square(norm, eps, names, recs))
                 else:
                     key = f"gradient_masking|noise|{norm}|{eps!r}|s{GM.NOISE_SAMPLES}"

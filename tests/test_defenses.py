@@ -77,4 +77,4 @@ def test_adversarial_finetune_trains_on_attacked_images():
     loss, logs = obj(x, y, 0)
     with torch.no_grad():
         clean = torch.nn.functional.cross_entropy(clf.eval()(x), y)
-    assert loss > clean and "adv_acc" in logs and clf.training is False or True
+    assert loss > clean and "adv_acc" in logs
