@@ -66,7 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _list_models() -> str:
     from zoo.checkpoints import checkpoint_cache
     from zoo.registry import get_card, list_models
-    lines = [f"{'name':<34} {'family':<7} {'dataset':<14} files"]
+    width = max(len(n) for n in list_models())
+    lines = [f"{'name':<{width}} {'family':<7} {'dataset':<14} files"]
     for name in list_models():
         card = get_card(name)
         parts = []
@@ -83,7 +84,7 @@ def _list_models() -> str:
                 where = (str(checkpoint_cache() / src.filename) if present else
                          f"{src.filename} from {src.url}" if src.url else f"{src.filename}, by hand from {src.page}")
             parts.append(f"{role}: {'present' if present else 'missing'} ({where})")
-        lines.append(f"{name:<34} {card.family:<7} {card.dataset:<14} " + "; ".join(parts))
+        lines.append(f"{name:<{width}} {card.family:<7} {card.dataset:<14} " + "; ".join(parts))
     lines.append(f"\ncache: {checkpoint_cache()} (set MIMBENCH_HOME to move it)")
     return "\n".join(lines)
 
@@ -359,6 +360,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into `head` and the like: not an error of ours
+        sys.stderr.close()
+        return 0
     finally:
         _leave_process_group()
 

@@ -1,4 +1,5 @@
-"""`python -m benchmark.perf`: what the benchmark's speed-ups buy on this machine, for the embedded default.
+"""`python -m benchmark.perf`: what the benchmark's speed-ups buy on this machine, for the embedded default
+(or any `--model` of the Fashion-MNIST zoo, e.g. a defended variant, on which fewer samples break early).
 
 Three measurements, printed as a table and optionally saved as JSON (`--json`):
 1. attack step cost: one PGD step of the downstream engine (early stopping off, so every sample is stepped)
@@ -26,7 +27,7 @@ from typing import Any, Callable, Optional
 import torch
 import torch.nn.functional as F
 
-MODEL = "mae_vit_t_fmnist"
+DEFAULT_MODEL = "mae_vit_t_fmnist"
 
 
 def _best_of(fn: Callable[[], Any], repeats: int) -> float:
@@ -38,20 +39,20 @@ def _best_of(fn: Callable[[], Any], repeats: int) -> float:
     return best
 
 
-def _setup(n: int):
+def _setup(n: int, model: str = DEFAULT_MODEL):
     from zoo import load_model
     from zoo.data import load_dataset
-    bundle = load_model(MODEL)
+    bundle = load_model(model)
     data = load_dataset(bundle.card.dataset, "test").subset(n)
     return bundle, data
 
 
-def step_cost(batch: int = 100, steps: int = 20, repeats: int = 3) -> dict[str, float]:
+def step_cost(model: str = DEFAULT_MODEL, batch: int = 100, steps: int = 20, repeats: int = 3) -> dict[str, float]:
     """Seconds per PGD step (engine, torchattacks) and per forward+backward pass, on one batch."""
     import torchattacks
 
     from .attacks.downstream.engine import iterative_attack
-    bundle, data = _setup(batch)
+    bundle, data = _setup(batch, model)
     clf = bundle.classifier.eval()
     x, y = data.images, data.labels
     eps = 0.1
@@ -79,7 +80,7 @@ def _runner(bundle, data, checks: bool, target: str = "both", early_stop: bool =
     from .runner import Runner
     from .suites import get_suite
     suite = get_suite("pgd")
-    return Runner(bundle, data, suite, suite.cells(data.name, target), model_name=MODEL, batch_size=100,
+    return Runner(bundle, data, suite, suite.cells(data.name, target), model_name=bundle.card.name, batch_size=100,
                   progress=False, checks=checks, early_stop=early_stop)
 
 
@@ -116,10 +117,10 @@ def naive_suite(bundle, data, target: str) -> dict[float, float]:
     return out
 
 
-def suite_speed(n: int, repeats: int) -> dict[str, Any]:
+def suite_speed(n: int, repeats: int, model: str = DEFAULT_MODEL) -> dict[str, Any]:
     """Wall time of the pgd suite per target: the runner (attacks alone, then with its gradient-masking checks)
     against the naive loop, and whether the runner's attacks are at least as strong."""
-    bundle, data = _setup(n)
+    bundle, data = _setup(n, model)
     res: dict[str, Any] = {"n": n}
     metric = {"downstream": "accuracy", "reconstruction": "psnr"}
     for target in ("downstream", "reconstruction"):
@@ -155,8 +156,8 @@ def suite_speed(n: int, repeats: int) -> dict[str, Any]:
     return res
 
 
-def _scaling_worker(n: int) -> dict[str, float]:
-    bundle, data = _setup(n)
+def _scaling_worker(n: int, model: str) -> dict[str, float]:
+    bundle, data = _setup(n, model)
     start = time.perf_counter()
     _runner(bundle, data, checks=True).run()
     seconds = time.perf_counter() - start
@@ -164,11 +165,11 @@ def _scaling_worker(n: int) -> dict[str, float]:
     return {"n": n, "seconds": seconds, "peak_rss_mib": peak_kib / 1024}
 
 
-def scaling(n: int, threads: int) -> list[dict[str, float]]:
+def scaling(n: int, threads: int, model: str = DEFAULT_MODEL) -> list[dict[str, float]]:
     """Runner wall time and peak memory at n, 2n, 4n, each in its own process."""
     rows = []
     for k in (1, 2, 4):
-        proc = subprocess.run([sys.executable, "-m", "benchmark.perf", "--_scaling-worker", str(k * n),
+        proc = subprocess.run([sys.executable, "-m", "benchmark.perf", "--_scaling-worker", str(k * n), "--model", model,
                                "--threads", str(threads)], capture_output=True, text=True, check=True)
         rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
     base = rows[0]
@@ -194,29 +195,33 @@ def machine() -> dict[str, Any]:
 
 
 def _report(res: dict[str, Any]) -> str:
-    s, q = res["step_cost"], res["suite"]
-    d, r = q["downstream"], q["reconstruction"]
-    lines = [f"machine: {res['machine']['cpu']}, {res['machine']['cores']} cores, torch "
-             f"{res['machine']['torch']} ({res['machine']['torch_threads']} threads)",
-             "",
-             f"1. attack step / forward+backward (batch {s['batch']}): engine {s['engine_over_fwd_bwd']:.3f} "
-             f"(goal <= 1.10), torchattacks.PGD {s['torchattacks_over_fwd_bwd']:.3f}; "
-             f"fwd+bwd {1000 * s['fwd_bwd_s']:.1f} ms",
-             f"2. pgd suite, n={q['n']}: runner {q['runner_s']:.1f} s, naive torchattacks loop {q['naive_s']:.1f} s "
-             f"-> {q['speedup']:.2f}x (goal >= 3x); the runner with its gradient-masking checks (Square, "
-             f"zero-gradient, randomness, noise) {q['runner_with_checks_s']:.1f} s",
-             f"   downstream: {d['runner_s']:.1f} s vs {d['naive_s']:.1f} s -> {d['speedup']:.2f}x; at least as strong "
-             f"(within 2 s.e.): {d['at_least_as_strong']}",
-             f"   reconstruction: {r['runner_s']:.1f} s vs {r['naive_s']:.1f} s -> {r['speedup']:.2f}x (same attack; "
-             f"identical PSNR: {r['identical']})"]
-    for eps in sorted(d["runner"]):
-        lines.append(f"   eps {eps:g}: robust accuracy runner {d['runner'][eps]:.3f} vs naive {d['naive'][eps]:.3f} "
-                     f"(s.e. {d['standard_error'][eps]:.3f}); masked PSNR runner {r['runner'][eps]:.3f} vs naive "
-                     f"{r['naive'][eps]:.3f}")
-    lines.append("3. scaling (runner, pgd suite with checks):")
-    for row in res["scaling"]:
-        lines.append(f"   n={row['n']:>5}: {row['seconds']:7.1f} s, time/sample x{row['time_per_sample_vs_n']:.2f}, "
-                     f"peak RSS {row['peak_rss_mib']:.0f} MiB (x{row['memory_vs_n']:.2f})")
+    m = res["machine"]
+    lines = [f"machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']} ({m['torch_threads']} threads); "
+             f"model {res['model']}", ""]
+    if "step_cost" in res:
+        s = res["step_cost"]
+        lines.append(f"1. attack step / forward+backward (batch {s['batch']}): engine {s['engine_over_fwd_bwd']:.3f} "
+                     f"(goal <= 1.10), torchattacks.PGD {s['torchattacks_over_fwd_bwd']:.3f}; "
+                     f"fwd+bwd {1000 * s['fwd_bwd_s']:.1f} ms")
+    if "suite" in res:
+        q = res["suite"]
+        d, r = q["downstream"], q["reconstruction"]
+        lines += [f"2. pgd suite, n={q['n']}: runner {q['runner_s']:.1f} s, naive torchattacks loop {q['naive_s']:.1f} "
+                  f"s -> {q['speedup']:.2f}x (goal >= 3x); the runner with its gradient-masking checks (Square, "
+                  f"zero-gradient, randomness, noise) {q['runner_with_checks_s']:.1f} s",
+                  f"   downstream: {d['runner_s']:.1f} s vs {d['naive_s']:.1f} s -> {d['speedup']:.2f}x; at least as "
+                  f"strong (within 2 s.e.): {d['at_least_as_strong']}",
+                  f"   reconstruction: {r['runner_s']:.1f} s vs {r['naive_s']:.1f} s -> {r['speedup']:.2f}x (same "
+                  f"attack; identical PSNR: {r['identical']})"]
+        for eps in sorted(d["runner"]):
+            lines.append(f"   eps {eps:g}: robust accuracy runner {d['runner'][eps]:.3f} vs naive {d['naive'][eps]:.3f} "
+                         f"(s.e. {d['standard_error'][eps]:.3f}); masked PSNR runner {r['runner'][eps]:.3f} vs naive "
+                         f"{r['naive'][eps]:.3f}")
+    if "scaling" in res:
+        lines.append("3. scaling (runner, pgd suite with checks):")
+        for row in res["scaling"]:
+            lines.append(f"   n={row['n']:>5}: {row['seconds']:7.1f} s, time/sample x{row['time_per_sample_vs_n']:.2f}, "
+                         f"peak RSS {row['peak_rss_mib']:.0f} MiB (x{row['memory_vs_n']:.2f})")
     return "\n".join(lines)
 
 
@@ -227,20 +232,30 @@ def main(argv: Optional[list[str]] = None) -> int:
     p.add_argument("--repeats", type=int, default=2, help="timing repeats, the fastest kept (default 2)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     p.add_argument("--json", default=None, help="also write the figures to this JSON file")
+    p.add_argument("--model", default=DEFAULT_MODEL, help=f"a Fashion-MNIST zoo model (default {DEFAULT_MODEL})")
+    p.add_argument("--parts", default="step,suite,scaling",
+                   help="which measurements, comma-separated (default step,suite,scaling)")
     p.add_argument("--_scaling-worker", type=int, default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     if args._scaling_worker is not None:
-        print(json.dumps(_scaling_worker(args._scaling_worker)))
+        print(json.dumps(_scaling_worker(args._scaling_worker, args.model)))
         return 0
     if min(args.n, args.scaling_n, args.repeats) < 1:
         print("error: --n, --scaling-n and --repeats must be positive", file=sys.stderr)
         return 2
-    res: dict[str, Any] = {"machine": machine()}
-    res["step_cost"] = step_cost(repeats=max(args.repeats, 3))
-    res["suite"] = suite_speed(args.n, args.repeats)
-    res["scaling"] = scaling(args.scaling_n, torch.get_num_threads())
+    parts = set(args.parts.split(","))
+    if not parts or parts - {"step", "suite", "scaling"}:
+        print(f"error: --parts takes step, suite and scaling, got '{args.parts}'", file=sys.stderr)
+        return 2
+    res: dict[str, Any] = {"machine": machine(), "model": args.model}
+    if "step" in parts:
+        res["step_cost"] = step_cost(args.model, repeats=max(args.repeats, 3))
+    if "suite" in parts:
+        res["suite"] = suite_speed(args.n, args.repeats, args.model)
+    if "scaling" in parts:
+        res["scaling"] = scaling(args.scaling_n, torch.get_num_threads(), args.model)
     res["machine"]["load_average_after"] = machine()["load_average"]
     print(_report(res))
     if args.json:
