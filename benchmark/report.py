@@ -91,13 +91,16 @@ def _fmt(v: Any, digits: int) -> str:
     return f"{v:.{digits}f}"
 
 
-def masking_flags(run: dict[str, Any]) -> list[str]:
-    """Names of the gradient-masking checks a run raised (see docs/ENTRIES.md, `gradient_masking`)."""
+def masking_flags(run: dict[str, Any], target: str) -> list[str]:
+    """What the gradient-masking checks of a run raised for one target (see docs/ENTRIES.md, `gradient_masking`):
+    the runner's readable messages for that target, plus any other check named `true` or `{"flagged": true}`."""
     gm = run.get("gradient_masking") or {}
-    flags = []
+    prefix = f"{target}: "
+    flags = [m[len(prefix):] for m in gm.get("flags", []) if isinstance(m, str) and m.startswith(prefix)]
     for name, value in gm.items():
-        raised = value if isinstance(value, bool) else isinstance(value, dict) and value.get("flagged") is True
-        if raised is True:
+        if name in ("flags", "suspected", "reconstruction", "downstream"):
+            continue
+        if value is True or (isinstance(value, dict) and value.get("flagged") is True):
             flags.append(name)
     return sorted(flags)
 
@@ -133,7 +136,8 @@ def build_boards(entries: list[dict[str, Any]], dataset: str) -> list[Board]:
                 numeric = [v for v in values if v is not None and math.isfinite(v)]
                 row = BoardRow(e["model"], int(run["settings"]["n"]), clean, values,
                                sum(numeric) / len(numeric) if numeric else None, run["complete"],
-                               run.get("partial_reason") or "", masking_flags(run), e["card"].get("family", ""))
+                               run.get("partial_reason") or "", masking_flags(run, target),
+                               e["card"].get("family", ""))
                 (ranked if run["complete"] else partial).append(row)
             key = lambda r: (-(r.score if r.score is not None else -math.inf), r.model)  # noqa: E731
             boards.append(Board(dataset, target, suite, cells, sorted(ranked, key=key), sorted(partial, key=key)))

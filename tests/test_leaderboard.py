@@ -66,7 +66,8 @@ def synthetic_board(tmp_path_factory) -> Path:
     """Four models on cifar10 (eps k/255): two ranked with example grids, one flagged, one partial. Read-only."""
     out = tmp_path_factory.mktemp("synthetic") / "lb"
     models = [("strong", 30.0, 0.9, True, None), ("weak", 25.0, 0.8, True, None),
-              ("masked", 28.0, 0.85, True, {"zero_gradients": {"flagged": True, "detail": "synthetic"}}),
+              ("masked", 28.0, 0.85, True, {"flags": ["reconstruction: 16/16 samples with an all-zero input gradient"],
+                                             "suspected": True}),
               ("quick", 40.0, 0.99, False, None)]
     for seed, (name, psnr, acc, complete, flags) in enumerate(models, 1):
         run = make_run(name, psnr, acc, n=10000 if complete else 16, complete=complete, flags=flags)
@@ -190,7 +191,8 @@ def test_boards_rank_complete_runs_and_list_partial_ones_apart(synthetic_board):
     assert ranked.index("`strong`") < ranked.index("`masked`") < ranked.index("`weak`")
     assert "| 1 | `strong` |" in ranked and "`quick`" not in ranked
     assert "`quick`" in partial and "n=16 of the 10000" in partial
-    assert "`masked` ⚠" in ranked and "- `masked`: zero_gradients" in text
+    assert "`masked` ⚠" in ranked and "- `masked`: 16/16 samples with an all-zero input gradient" in text
+    assert "⚠" not in (folder / "downstream.md").read_text()  # flagged for the reconstruction target only
     assert (folder / "plots" / "curves_pgd.png").is_file() and (folder / "plots" / "grid_strong.png").is_file()
     block = report.readme_block(synthetic_board)
     assert block.index("`strong`") < block.index("`weak`") and "`quick`" not in block and "1 partial" in block
