@@ -34,3 +34,52 @@ def test_list_recipes_json():
     assert proc.returncode == 0
     rows = json.loads(proc.stdout)
     assert {"name": "mae_vit_t_fmnist", "defenses": []} in rows
+
+
+def test_a_resumed_stage_ends_exactly_where_the_uninterrupted_one_ends(tmp_path):
+    """A stage stopped after its first epoch checkpoint (as a kill would leave it) and resumed gives the weights
+    of the uninterrupted stage: batches, masks and random starts are functions of (seed, step)."""
+    from timm.optim import param_groups_weight_decay
+
+    from zoo.train.loop import train_stage
+    from zoo.train.objectives import MIMPretrainObjective
+    from zoo.train.recipes import StageConfig
+
+    from .helpers import dataset_of, tiny_mae
+
+    g = torch.Generator().manual_seed(0)
+    data = dataset_of(torch.rand(64, 1, 28, 28, generator=g), torch.randint(0, 10, (64,), generator=g))
+    cfg = StageConfig(epochs=2, batch_size=16, lr=1e-3, warmup_epochs=0.5,
+                      defenses={"adversarial": {"eps": 0.1, "steps": 1}})
+
+    def run(out, **kwargs):
+        model = tiny_mae().train()
+        objective = MIMPretrainObjective(model, cfg, seed=0)
+        res = train_stage("pretrain", objective, param_groups_weight_decay(model, 0.05), cfg, data, objective, out,
+                          0, torch.device("cpu"), **kwargs)
+        return res, model.state_dict()
+
+    res_full, full = run(tmp_path / "a")
+    res_cut, cut = run(tmp_path / "b", max_steps=4)  # 4 steps = one epoch: its checkpoint is written
+    res_resumed, resumed = run(tmp_path / "b", resume=True)
+    assert (res_full.steps, res_cut.steps, res_resumed.steps) == (8, 4, 8) and not res_cut.complete
+    assert any(not torch.equal(full[k], cut[k]) for k in full)
+    for k in full:
+        assert torch.equal(full[k], resumed[k]), k
+    log = (tmp_path / "b" / "log_pretrain.csv").read_text().splitlines()
+    assert log[0].startswith("epoch,step,lr,loss") and log[-1].split(",")[1] == "8"
+
+
+def test_torchrun_trains_with_ddp(tmp_path):
+    """`torchrun --nproc_per_node 2 -m zoo.train`: two CPU processes (gloo), one output folder written by rank 0."""
+    out = tmp_path / "ddp"
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                           "-m", "zoo.train", "--recipe", "mae_vit_t_fmnist", "--max-steps", "2", "--batch-size", "16",
+                           "--threads", "1", "--out", str(out), "--no-eval"],
+                          capture_output=True, text=True, cwd=REPO, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    card = json.loads((out / "card.json").read_text())
+    assert card["training"]["world_size"] == 2 and card["training"]["stages"]["finetune"]["steps"] == 2
+    bundle = zoo.load_model(out)
+    with torch.no_grad():
+        assert torch.isfinite(bundle.classifier(torch.rand(2, 1, 28, 28))).all()
