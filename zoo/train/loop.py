@@ -28,6 +28,8 @@ StepFn = Callable[[torch.Tensor, torch.Tensor, int], tuple[torch.Tensor, dict[st
 
 @dataclass
 class StageResult:
+    """How far a stage got; `seconds` is its whole training time, summed over resumed runs."""
+
     steps: int
     epochs_done: float
     seconds: float
@@ -93,7 +95,7 @@ def train_stage(name: str, model: nn.Module, param_groups: list[dict], cfg: Stag
     scheduler = CosineLRScheduler(optimizer, t_initial=total, lr_min=cfg.min_lr,
                                   warmup_t=int(cfg.warmup_epochs * steps_per_epoch), warmup_lr_init=cfg.lr * 1e-3,
                                   t_in_epochs=False)
-    step = 0
+    step, earlier_seconds = 0, 0.0  # seconds spent by the runs this one resumes
     fingerprint = json.dumps(asdict(cfg), sort_keys=True, default=str) + f"|seed={seed}|world={world}"
     if resume and ckpt_path.exists():
         state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
@@ -103,9 +105,10 @@ def train_stage(name: str, model: nn.Module, param_groups: list[dict], cfg: Stag
         dist_utils.unwrap(model).load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["rng"])
-        step = int(state["step"])
+        step, earlier_seconds = int(state["step"]), float(state.get("seconds", 0.0))
         if state.get("complete") or step >= planned:
-            return StageResult(step, step / steps_per_epoch, 0.0, float(state.get("last_loss", math.nan)), True)
+            return StageResult(step, step / steps_per_epoch, earlier_seconds, float(state.get("last_loss", math.nan)),
+                               bool(state.get("complete")))
     log = CsvLog(out_dir / f"log_{name}.csv") if rank == 0 else None
     model.train()
     start, last_loss, t0 = step, math.nan, time.time()
@@ -144,10 +147,10 @@ def train_stage(name: str, model: nn.Module, param_groups: list[dict], cfg: Stag
                     _atomic_save({"model": dist_utils.unwrap(model).state_dict(),
                                   "optimizer": optimizer.state_dict(), "rng": torch.get_rng_state(),
                                   "step": step, "complete": step >= total, "last_loss": last_loss,
-                                  "config": fingerprint}, ckpt_path)
+                                  "config": fingerprint, "seconds": earlier_seconds + time.time() - t0}, ckpt_path)
                 dist_utils.barrier()
             if step >= planned:
                 break
     bar.close()
     model.eval()
-    return StageResult(step, step / steps_per_epoch, time.time() - t0, last_loss, step >= total)
+    return StageResult(step, step / steps_per_epoch, earlier_seconds + time.time() - t0, last_loss, step >= total)
