@@ -82,3 +82,18 @@ def test_threat_rows_and_clean_flags_for_a_normal_mae(fmnist_test):
     noise = gm["reconstruction"]["black_box"][0]
     assert noise["attack"] == "random_noise" and set(noise["whitebox"]) == {"pgd", "pgd_agnostic", "pgd_visible"}
     assert noise["black_box_mean"] < noise["whitebox_mean"] and not noise["flag"] and not gm["suspected"]
+
+
+def test_checks_run_under_bf16_autocast(fmnist_test, monkeypatch):
+    """`--amp bf16` runs the whole runner under autocast: the attack libraries get float32 logits."""
+    monkeypatch.setattr(GM, "SQUARE_QUERIES", 20)
+    clf = tiny_classifier()
+    x = fmnist_test.images[:8]
+    with torch.no_grad():
+        labels = clf(x).argmax(1)
+    cells = [replace(c, steps=GM.MIN_WHITEBOX_STEPS) for c in get_suite("pgd").cells("fashion_mnist", "downstream")]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        result = Runner(StubBundle(classifier=clf), _dataset(x, labels), get_suite("pgd"), cells, model_name="tiny",
+                        batch_size=8, progress=False).run()
+    square = result.gradient_masking["downstream"]["black_box"]
+    assert [b["attack"] for b in square] == ["square"] * 3 and all("skipped" not in b for b in square)

@@ -76,8 +76,23 @@ class DownstreamAttack:
         raise NotImplementedError
 
 
+class FloatLogits(nn.Module):
+    """A classifier whose logits are float32 whatever the autocast: attack libraries mix the logits with float32
+    tensors of their own (torchattacks.Square's index_put fails on bf16 logits under `--amp bf16`)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x).float()
+
+
 class TorchattacksAttack(DownstreamAttack):
     """A torchattacks attack built from the cell (subclasses say which, with which arguments)."""
+
+    def __init__(self, model: nn.Module, cell, **options) -> None:
+        super().__init__(FloatLogits(model), cell, **options)
 
     def build(self):
         raise NotImplementedError
