@@ -196,6 +196,11 @@ def readme_block(out: Path, link_prefix: str = "leaderboards") -> str:
                      f"[downstream]({link_prefix}/{ds}/downstream.md) · "
                      f"[entries]({link_prefix}/{ds}/entries/)\n")
         for b in boards:
+            if not b.ranked:  # nothing to rank: name the partial runs instead of an empty table
+                runs = ", ".join(f"`{r.model}` (n={r.n})" for r in b.partial)
+                lines.append(f"{b.style['title']}, suite `{b.suite}`: partial runs only ({runs}) — "
+                             f"see the full table.\n")
+                continue
             n_cells = len(b.cells)
             lines.append(f"{b.style['title']}, suite `{b.suite}` ({b.style['label']}; mean over {n_cells} attack "
                          f"cell{'s' if n_cells != 1 else ''}):\n")
@@ -205,8 +210,6 @@ def readme_block(out: Path, link_prefix: str = "leaderboards") -> str:
                 worst = min((v for v in r.values if v is not None), default=None)
                 lines.append(f"| {i} | `{r.model}`{' ⚠' if r.flags else ''} | {b.fmt(r.clean)} | {b.fmt(r.score)} "
                              f"| {b.fmt(worst)} |")
-            if not b.ranked:
-                lines.append("| – | _no complete entry yet_ | | | |")
             rest = len(b.ranked) - README_TOP
             extra = f"{rest} more ranked" if rest > 0 else ""
             extra += (", " if extra and b.partial else "") + (f"{len(b.partial)} partial" if b.partial else "")

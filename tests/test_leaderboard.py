@@ -198,6 +198,13 @@ def test_boards_rank_complete_runs_and_list_partial_ones_apart(synthetic_board):
     assert block.index("`strong`") < block.index("`weak`") and "`quick`" not in block and "1 partial" in block
 
 
+def test_readme_names_the_partial_runs_of_a_suite_with_nothing_ranked(tmp_path):
+    out = tmp_path / "lb"
+    write_entry(out, "cifar10", "quick", make_base(1), "pgd", make_run("quick", 40.0, 0.99, n=16, complete=False))
+    block = report.readme_block(out)
+    assert "suite `pgd`: partial runs only (`quick` (n=16))" in block and "| # |" not in block
+
+
 def test_regenerating_gives_the_same_files(synthetic_board, tmp_path):
     board = shutil.copytree(synthetic_board, tmp_path / "lb")
     folder = board / "cifar10"
