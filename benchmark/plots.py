@@ -56,7 +56,11 @@ def curves_figure(rf: pd.DataFrame, df: pd.DataFrame, suite: str, partial: dict[
     colors = {m: plt.get_cmap("tab10")(i % 10) for i, m in enumerate(models)}
     ncols = min(3, len(panels))
     nrows = math.ceil(len(panels) / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(4.3 * ncols, 3.3 * nrows + 0.5), squeeze=False)
+    labels = [m + (f" (partial, n={partial[m]})" if m in partial else "") for m in models]
+    width = 4.3 * ncols
+    legend_cols, legend_rows = _legend_layout(labels, width)
+    height = 3.3 * nrows + 0.5 + _LEGEND_ROW_IN * legend_rows
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width, height), squeeze=False)
     for ax, (target, attack, norm, f) in zip(axes.flat, panels):
         metric, scale, ylabel = _METRIC[target]
         for model, mf in f.groupby("model", sort=True):
@@ -80,11 +84,20 @@ def curves_figure(rf: pd.DataFrame, df: pd.DataFrame, suite: str, partial: dict[
         for h, lab in zip(*ax.get_legend_handles_labels()):
             handles.setdefault(lab, h)
     fig.suptitle(f"{dataset}, suite {suite}: robustness curves", fontsize=11)
-    fig.legend(list(handles.values()), list(handles.keys()), loc="lower center", ncol=min(4, max(1, len(handles))),
+    fig.legend(list(handles.values()), list(handles.keys()), loc="lower center", ncol=legend_cols,
                fontsize=8, frameon=False)
-    legend_rows = math.ceil(len(handles) / 4)
-    fig.tight_layout(rect=(0, 0.06 + 0.04 * legend_rows, 1, 0.95))
+    fig.tight_layout(rect=(0, (0.15 + _LEGEND_ROW_IN * legend_rows) / height, 1, 1 - 0.35 / height))
     return fig
+
+
+_LEGEND_ROW_IN = 0.18  # height of one legend row at fontsize 8, inches
+
+
+def _legend_layout(labels: list[str], width_in: float) -> tuple[int, int]:
+    """Legend columns and rows such that the longest label fits the figure's width (fontsize 8)."""
+    per_col = 0.062 * max((len(s) for s in labels), default=1) + 0.6   # text + marker and spacing, inches
+    cols = max(1, min(len(labels), int(width_in // per_col)))
+    return cols, math.ceil(len(labels) / cols)
 
 
 def _column(imgs: np.ndarray, pad: int) -> np.ndarray:

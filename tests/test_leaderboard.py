@@ -205,6 +205,20 @@ def test_readme_names_the_partial_runs_of_a_suite_with_nothing_ranked(tmp_path):
     assert "suite `pgd`: partial runs only (`quick` (n=16))" in block and "| # |" not in block
 
 
+def test_curve_legend_stays_inside_the_figure():
+    """Long model names (and the partial marker) must not push legend entries off the PNG's edges."""
+    from benchmark.plots import curves_figure
+    names = [f"mae_vit_t_fmnist_{s}_advft" for s in ("adversarial", "denoising", "saliency_masking", "mimir")] + ["m"]
+    rows = [dict(model=m, suite="pgd", attack=a, norm=n, eps=e, accuracy=0.5, psnr=15.0)
+            for m in names for a, n, e in (("none", "none", 0.0), ("pgd", "Linf", 0.1), ("pgd", "Linf", 0.2))]
+    frame = pd.DataFrame(rows)
+    fig = curves_figure(frame, frame, "pgd", {names[2]: 2000}, "fashion_mnist")
+    fig.canvas.draw()
+    box, legend = fig.bbox, fig.legends[0].get_window_extent()
+    assert box.x0 <= legend.x0 and legend.x1 <= box.x1 and box.y0 <= legend.y0, (box, legend)
+    assert all(ax.get_window_extent().y0 > legend.y1 for ax in fig.axes if ax.get_visible())
+
+
 def test_regenerating_gives_the_same_files(synthetic_board, tmp_path):
     board = shutil.copytree(synthetic_board, tmp_path / "lb")
     folder = board / "cifar10"
