@@ -305,7 +305,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"warning: no reconstruction examples ({type(exc).__name__}: {exc})", file=sys.stderr)
 
     settings = {"n": result.n, "eval_size": full_size, "seed": args.seed, "batch_size": args.batch_size,
-                "target": args.target, "device": str(device), "dataset": dataset_name, "data_source": data.source}
+                "target": args.target, "device": str(device), "dataset": dataset_name, "data_source": data.source,
+                "amp": args.amp, "early_stop": not args.no_early_stop}
     run_record: dict[str, Any] = {
         "suite": suite.name, "settings": settings, "cells": result.cells, "complete": complete,
         "partial_reason": None if complete else f"n={result.n} of the {full_size} evaluation samples",

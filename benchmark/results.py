@@ -135,6 +135,8 @@ def _check_run(suite: str, run: Any, model: str, where: str) -> None:
     _require(settings, ("n", "seed"), f"{at} settings")
     if not _is_int(settings["n"]) or settings["n"] < 1 or not _is_int(settings["seed"]):
         raise EntryError(f"{at}: settings n and seed must be integers (n >= 1)")
+    if settings.get("amp", "none") not in ("none", "bf16"):
+        raise EntryError(f"{at}: settings amp must be 'none' or 'bf16', got {settings['amp']!r}")
     if not isinstance(run["complete"], bool):
         raise EntryError(f"{at}: 'complete' must be true or false")
     if not run["complete"] and not run.get("partial_reason", "unknown"):

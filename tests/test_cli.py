@@ -1,6 +1,7 @@
 """The command line as a user runs it: end to end on the embedded default, and clean failures."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -40,7 +41,8 @@ def test_default_run_writes_tidy_tables(default_run):
     for col in ("mse", "psnr", "ssim"):
         assert rec[col].notna().all()
     assert (out / "fashion_mnist" / "reconstruction.md").read_text().count("mae_vit_t_fmnist") == 1
-    assert (out / "fashion_mnist" / "entries" / "mae_vit_t_fmnist.json").is_file()
+    settings = json.loads((out / "fashion_mnist" / "entries" / "mae_vit_t_fmnist.json").read_text())["runs"]["pgd"]["settings"]
+    assert settings["n"] == 24 and settings["amp"] == "none" and settings["early_stop"] is True
 
 
 def test_attacks_hurt_and_grow_with_eps(default_run):

@@ -97,6 +97,7 @@ def _entry() -> dict:
     (lambda e: e["runs"]["pgd"].update(gradient_masking=["x"]), "'gradient_masking' must be an object"),
     (lambda e: e["checkpoints"]["mim"].update(sha256="abc"), "64-hex sha256"),
     (lambda e: e.update(schema_version=9), "schema_version 9"),
+    (lambda e: e["runs"]["pgd"]["settings"].update(amp="fp8"), "amp must be"),
 ])
 def test_the_schema_is_enforced(edit, message):
     entry = _entry()
