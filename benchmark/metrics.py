@@ -1,10 +1,12 @@
 """Per-image metrics of DESIGN.md: masked MSE/PSNR, composite SSIM/LPIPS, input PSNR, accuracy, token agreement.
 
-PSNR and SSIM come from piq, LPIPS from lpips. Reconstructions are clamped to [0, 1] before any metric.
+PSNR and SSIM come from piq, LPIPS from lpips. Reconstructions are clamped to [0, 1] before any metric, and
+every metric is computed in float32 with autocast off, so a bf16 run changes the model's outputs, not the metrics.
 Every function returns one value per image (N,), so cells average them and shards can be merged exactly.
 """
 from __future__ import annotations
 
+import functools
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +21,17 @@ from zoo.models._common import patch_mask_to_pixels
 LPIPS_MIN_SIZE = 64  # AlexNet's feature pyramid needs at least this; smaller images are upsampled (bilinear)
 
 
+def _in_fp32(fn: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
+    """Run a metric in float32 with autocast off (under bf16 autocast, piq's SSIM alone moves by ~2e-3)."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        args = [a.float() if torch.is_tensor(a) and a.is_floating_point() else a for a in args]
+        device = next((a.device.type for a in args if torch.is_tensor(a)), "cpu")
+        with torch.autocast(device, enabled=False):
+            return fn(*args, **kwargs)
+    return wrapper
+
+
 def masked_patches(img: torch.Tensor, mask: torch.Tensor, p: int) -> torch.Tensor:
     """The masked patches of each image laid side by side: N x C x p x (M*p) (M = masked patches per image)."""
     n, c, h, w = img.shape
@@ -30,12 +43,14 @@ def masked_patches(img: torch.Tensor, mask: torch.Tensor, p: int) -> torch.Tenso
     return sel.permute(0, 2, 3, 1, 4).reshape(n, c, p, -1)
 
 
+@_in_fp32
 def masked_mse(recon: torch.Tensor, clean: torch.Tensor, mask: torch.Tensor, p: int) -> torch.Tensor:
     pix = patch_mask_to_pixels(mask, p, (clean.shape[2] // p, clean.shape[3] // p)).to(clean.dtype)
     err = ((recon.clamp(0, 1) - clean) ** 2 * pix).sum(dim=(1, 2, 3))
     return err / (pix.sum(dim=(1, 2, 3)) * clean.shape[1])
 
 
+@_in_fp32
 def masked_psnr(recon: torch.Tensor, clean: torch.Tensor, mask: torch.Tensor, p: int) -> torch.Tensor:
     """PSNR (data range 1) over the masked patches only, through piq."""
     a = masked_patches(recon.clamp(0, 1), mask, p)
@@ -49,12 +64,14 @@ def composite(clean: torch.Tensor, recon: torch.Tensor, mask: torch.Tensor, p: i
     return clean * (1 - pix) + recon.clamp(0, 1) * pix
 
 
+@_in_fp32
 def ssim(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """SSIM through piq (Gaussian 11x11, sigma 1.5), shrinking the kernel for images under 11 pixels."""
     k = min(11, a.shape[-1] - (1 - a.shape[-1] % 2), a.shape[-2] - (1 - a.shape[-2] % 2))
     return piq.ssim(a.clamp(0, 1), b.clamp(0, 1), data_range=1.0, kernel_size=k, reduction="none")
 
 
+@_in_fp32
 def psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return piq.psnr(a.clamp(0, 1), b.clamp(0, 1), data_range=1.0, reduction="none")
 
@@ -105,6 +122,7 @@ def _alexnet_weights_path() -> Path:
 
 def wrap_lpips(net: torch.nn.Module) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     """LPIPS distance per image for images in [0, 1] (gray -> 3 channels, small images upsampled)."""
+    @_in_fp32
     def fn(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         a, b = a.clamp(0, 1), b.clamp(0, 1)
         if a.shape[1] == 1:

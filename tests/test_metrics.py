@@ -92,3 +92,21 @@ def test_lpips_plumbing_with_an_injected_network():
     d = fn(a, b)
     assert d.shape == (3,) and calls[0] == (3, 3, 64, 64)
     assert fn(a, a).abs().max() == 0
+
+
+def test_metrics_are_float32_under_bf16_autocast():
+    """A bf16 run changes the model's outputs, never the metric arithmetic: same values as outside autocast."""
+    g = torch.Generator().manual_seed(0)
+    clean = torch.rand(6, 1, 28, 28, generator=g)
+    recon = (clean + 0.1 * torch.randn(6, 1, 28, 28, generator=g)).clamp(0, 1)
+    mask = torch.rand(6, 49, generator=g).argsort(1) < 37
+    fns = {"ssim": lambda r: M.ssim(r, clean), "psnr": lambda r: M.psnr(r, clean),
+           "masked_psnr": lambda r: M.masked_psnr(r, clean, mask, 4), "masked_mse": lambda r: M.masked_mse(r, clean, mask, 4)}
+    for name, fn in fns.items():
+        ref = fn(recon)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            got = fn(recon)
+            from_bf16 = fn(recon.bfloat16())   # a bf16 model output is measured in float32 too
+        assert got.dtype == from_bf16.dtype == torch.float32, name
+        assert torch.equal(got, ref), name
+        assert torch.allclose(from_bf16, fn(recon.bfloat16().float())), name
