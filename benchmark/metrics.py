@@ -25,8 +25,10 @@ def _in_fp32(fn: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
     """Run a metric in float32 with autocast off (under bf16 autocast, piq's SSIM alone moves by ~2e-3)."""
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        args = [a.float() if torch.is_tensor(a) and a.is_floating_point() else a for a in args]
-        device = next((a.device.type for a in args if torch.is_tensor(a)), "cpu")
+        def to_fp32(a):
+            return a.float() if torch.is_tensor(a) and a.is_floating_point() else a
+        args, kwargs = [to_fp32(a) for a in args], {k: to_fp32(v) for k, v in kwargs.items()}
+        device = next((a.device.type for a in [*args, *kwargs.values()] if torch.is_tensor(a)), "cpu")
         with torch.autocast(device, enabled=False):
             return fn(*args, **kwargs)
     return wrapper

@@ -56,9 +56,9 @@ def curves_figure(rf: pd.DataFrame, df: pd.DataFrame, suite: str, partial: dict[
     colors = {m: plt.get_cmap("tab10")(i % 10) for i, m in enumerate(models)}
     ncols = min(3, len(panels))
     nrows = math.ceil(len(panels) / ncols)
-    labels = [m + (f" (partial, n={partial[m]})" if m in partial else "") for m in models]
+    labels = {m: m + (f" (partial, n={partial[m]})" if m in partial else "") for m in models}
     width = 4.3 * ncols
-    legend_cols, legend_rows = _legend_layout(labels, width)
+    legend_cols, legend_rows = _legend_layout(list(labels.values()), width)
     height = 3.3 * nrows + 0.5 + _LEGEND_ROW_IN * legend_rows
     fig, axes = plt.subplots(nrows, ncols, figsize=(width, height), squeeze=False)
     for ax, (target, attack, norm, f) in zip(axes.flat, panels):
@@ -68,9 +68,8 @@ def curves_figure(rf: pd.DataFrame, df: pd.DataFrame, suite: str, partial: dict[
             pts = pts.dropna(subset=[metric]).sort_values("eps")
             if len(pts) < 2:
                 continue
-            label = model + (f" (partial, n={partial[model]})" if model in partial else "")
             ax.plot(pts["eps"], pts[metric] * scale, marker="o", ms=4, lw=1.6, color=colors[model],
-                    ls="--" if model in partial else "-", label=label)
+                    ls="--" if model in partial else "-", label=labels[model])
         eps = sorted(set(f.loc[(f["attack"] == attack) & (f["norm"] == norm), "eps"]) | {0.0})
         ax.set_xticks(eps, [format_eps(e) for e in eps], fontsize=8)
         ax.set_xlabel(f"eps ({norm})")

@@ -101,7 +101,8 @@ def test_metrics_are_float32_under_bf16_autocast():
     recon = (clean + 0.1 * torch.randn(6, 1, 28, 28, generator=g)).clamp(0, 1)
     mask = torch.rand(6, 49, generator=g).argsort(1) < 37
     fns = {"ssim": lambda r: M.ssim(r, clean), "psnr": lambda r: M.psnr(r, clean),
-           "masked_psnr": lambda r: M.masked_psnr(r, clean, mask, 4), "masked_mse": lambda r: M.masked_mse(r, clean, mask, 4)}
+           "masked_psnr": lambda r: M.masked_psnr(r, clean, mask, 4),
+           "masked_mse": lambda r: M.masked_mse(r, clean, mask, 4)}
     for name, fn in fns.items():
         ref = fn(recon)
         with torch.autocast("cpu", dtype=torch.bfloat16):

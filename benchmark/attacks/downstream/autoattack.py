@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from .base import DownstreamAttack, FloatLogits, batch_seed
+from .base import DownstreamAttack, batch_seed
 
 
 def autoattack_backend() -> tuple[Any, str]:
@@ -28,9 +28,7 @@ def autoattack_backend() -> tuple[Any, str]:
 
 class AutoAttack(DownstreamAttack):
     name = "autoattack"
-
-    def __init__(self, model, cell, **options) -> None:
-        super().__init__(FloatLogits(model), cell, **options)
+    float_logits = True
 
     def build(self, seed: int, device: torch.device):
         cls, package = autoattack_backend()

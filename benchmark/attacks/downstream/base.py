@@ -46,11 +46,13 @@ class DownstreamAttack:
 
     name = "downstream_attack"
     eps_independent = False  # True: the raw adversarial images do not depend on the cell's eps (CW)
+    float_logits = False     # True: the model is wrapped in FloatLogits (attack libraries that need float32 logits)
 
     def __init__(self, model: nn.Module, cell, early_stop: bool = True, start: str = "per_sample") -> None:
         """`early_stop`: iterative attacks stop on samples already broken (see engine.py); `start`: random
         starts drawn per sample id ('per_sample') or from torch's RNG as torchattacks does ('torch')."""
-        self.model, self.cell, self.early_stop, self.start = model, cell, early_stop, start
+        self.model = FloatLogits(model) if self.float_logits else model
+        self.cell, self.early_stop, self.start = cell, early_stop, start
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.cell.norm}, eps={self.cell.eps:g}, steps={self.cell.steps})"
@@ -91,8 +93,7 @@ class FloatLogits(nn.Module):
 class TorchattacksAttack(DownstreamAttack):
     """A torchattacks attack built from the cell (subclasses say which, with which arguments)."""
 
-    def __init__(self, model: nn.Module, cell, **options) -> None:
-        super().__init__(FloatLogits(model), cell, **options)
+    float_logits = True
 
     def build(self):
         raise NotImplementedError
