@@ -50,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--submit", action="store_true",
                    help="validate the model, run the dataset's standard suite on the whole evaluation set and "
                         "publish the entry (needs --name)")
+    p.add_argument("--replace", action="store_true",
+                   help="let this run replace the board's entry of its label when that entry holds another "
+                        "checkpoint (without it such a run is refused before it starts)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--fresh", action="store_true",
                    help="recompute everything instead of resuming from the records of an earlier identical run")
@@ -114,7 +117,7 @@ def _device(name: str):
 
 
 def _model_label(args, bundle) -> str:
-    if args.name:
+    if args.name is not None:
         return args.name
     if Path(args.model).is_dir():
         from zoo.registry import _REGISTRY
@@ -206,12 +209,12 @@ def run(args: argparse.Namespace) -> int:
     from . import metrics
     from .examples import capture_examples, pick_cell
     from .report import run_summary
-    from .results import KEPT_COMPLETE, NEW_CHECKPOINT, REPLACED, is_board_name
+    from .results import KEPT_COMPLETE, NEW_CHECKPOINT, REPLACED, EntryError, is_board_name
     from .runner import Runner
-    from .submit import SubmissionError, check_board, publish, standard_suite, validate_model
+    from .submit import SubmissionError, check_board, check_label, publish, standard_suite, validate_model
     from .suites import DEFAULT_SUITE, get_suite
 
-    if args.submit and not args.name:
+    if args.submit and args.name is None:
         raise UsageError("--submit needs --name LABEL (the model's name on the board)")
     if args.submit and not is_board_name(args.name):
         raise UsageError(f"--name '{args.name}': a board label is 1-80 letters, digits and . _ + - (starting "
@@ -266,8 +269,17 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--n-examples {n}: {dataset_name} has only {full_size} evaluation samples")
     data = data.subset(n)
     label = _model_label(args, bundle)
+    if not is_board_name(label):
+        given = args.name is not None
+        raise UsageError(f"{'--name ' if given else 'the model label '}'{label}': a board label is 1-80 letters, "
+                         f"digits and . _ + - (starting with a letter or digit)" + ("" if given else
+                                                                                   "; choose one with --name"))
     complete = n == full_size
     checkpoints = {k: {"file": Path(v["path"]).name, "sha256": v["sha256"]} for k, v in bundle.files.items()}
+    try:
+        check_label(Path(args.out), dataset_name, label, checkpoints, replace=args.replace)
+    except (SubmissionError, EntryError) as exc:
+        raise UsageError(str(exc)) from None
     bundle.to(device)
     if args.channels_last and device.type == "cuda":
         import torch
@@ -278,7 +290,7 @@ def run(args: argparse.Namespace) -> int:
     if args.submit:
         targets = sorted({c.target for c in cells})
         try:
-            check_board(Path(args.out), dataset_name, label, checkpoints, suite.name, complete)
+            check_board(Path(args.out), dataset_name, label, checkpoints, suite.name, complete, replace=args.replace)
             validation = validate_model(bundle, data, targets, seed=args.seed, device=device)
         except SubmissionError as exc:
             raise UsageError(f"submission refused: {exc}") from None
@@ -330,7 +342,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"warning: possible gradient masking: {flag}")
     try:
         entry, status, paths = publish(out, dataset_name, label, base, suite.name, run_record, examples,
-                                       submit=args.submit)
+                                       submit=args.submit, replace=args.replace)
     except SubmissionError as exc:
         raise UsageError(f"submission refused: {exc}") from None
     if status == KEPT_COMPLETE:
@@ -338,7 +350,7 @@ def run(args: argparse.Namespace) -> int:
               f"partial run (n={result.n}) does not replace; use --out DIR to keep it elsewhere")
         return 0
     if status == NEW_CHECKPOINT:
-        print(f"note: '{label}' had another checkpoint; its entry was replaced")
+        print(f"note: '{label}' had another checkpoint; its entry was replaced (--replace)")
     what = "replaced the rows of" if status == REPLACED else "added"
     print(f"\n{what} '{label}' ({'complete' if complete else 'partial, not ranked'}): {entry}")
     print("regenerated " + ", ".join(str(p) for p in paths.values()))

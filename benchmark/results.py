@@ -30,6 +30,10 @@ class EntryError(ValueError):
     """An entry file that does not follow the schema."""
 
 
+class BoardConflict(ValueError):
+    """Writing a run would throw away another checkpoint's entry, or mix two labels in one file."""
+
+
 def safe_name(name: str) -> str:
     """A model label usable as a file name."""
     clean = re.sub(r"[^A-Za-z0-9._+-]+", "_", name).strip("._")
@@ -197,14 +201,37 @@ def datasets_with_entries(out: Path) -> list[str]:
 
 # -- writing ------------------------------------------------------------------------------------------------------
 
+def label_conflict(existing: Optional[dict[str, Any]], model: str, checkpoints: dict[str, Any],
+                   replace: bool = False) -> Optional[str]:
+    """Why writing `model` with these checkpoints over the `existing` entry of its file would lose data, or None.
+
+    Another label in the file (two labels that map to one file name) is never merged; another checkpoint under
+    the label replaces the entry only when the user asked for it (`replace`).
+    """
+    if existing is None:
+        return None
+    if existing.get("model") != model:
+        return (f"label '{model}' and the board's '{existing.get('model')}' share the entry file "
+                f"{safe_name(model)}.json; choose another --name")
+    if not replace and existing.get("checkpoints") != checkpoints:
+        sha = next(iter(existing.get("checkpoints", {}).values()), {}).get("sha256", "?")
+        return (f"'{model}' is on the {existing.get('dataset')} board with another checkpoint (sha256 {sha[:12]}...); "
+                f"choose another --name, or pass --replace to replace that entry")
+    return None
+
+
 def merge_run(existing: Optional[dict[str, Any]], model: str, dataset: str, base: dict[str, Any], suite: str,
-              run: dict[str, Any]) -> tuple[dict[str, Any], str]:
+              run: dict[str, Any], replace: bool = False) -> tuple[dict[str, Any], str]:
     """The entry after adding `run` under `suite`, and what happened (ADDED, REPLACED, NEW_CHECKPOINT, KEPT_COMPLETE).
 
     Same checkpoint: the suite's run is replaced (a resubmission never duplicates rows), except that a partial
     run never replaces a complete one (KEPT_COMPLETE: the entry is returned unchanged). Another checkpoint under
-    the same name starts a new entry, since its rows would not be comparable with the old ones.
+    the same name replaces the whole entry only with `replace` (its old rows would not be comparable with the
+    new ones); without it, BoardConflict, as for two labels sharing one file.
     """
+    conflict = label_conflict(existing, model, base.get("checkpoints", {}), replace)
+    if conflict:
+        raise BoardConflict(conflict)
     status = ADDED
     entry = existing
     if entry is not None and entry.get("checkpoints") != base.get("checkpoints"):
@@ -242,8 +269,8 @@ def write_entry(out: Path, dataset: str, model: str, base: dict[str, Any], suite
     (`benchmark.submit.board_lock`).
     """
     path = entry_path(out, dataset, model)
-    existing = read_entry(path) if path.exists() and not replace else None
-    entry, status = merge_run(existing, model, dataset, base, suite, run)
+    existing = read_entry(path) if path.exists() else None
+    entry, status = merge_run(existing, model, dataset, base, suite, run, replace=replace)
     if status != KEPT_COMPLETE:
         entry = json.loads(entry_json(entry))  # what a reader will see: tuples as lists, numbers as JSON numbers
         validate_entry(entry, str(path))

@@ -18,7 +18,8 @@ from filelock import FileLock, Timeout
 from zoo.checkpoints import CheckpointError, check_finite
 from zoo.data import ImageDataset
 
-from .results import KEPT_COMPLETE, NEW_CHECKPOINT, entry_path, merge_run, read_entries, read_entry, write_entry
+from .results import (KEPT_COMPLETE, NEW_CHECKPOINT, BoardConflict, entry_path, label_conflict, merge_run,
+                      read_entries, read_entry, write_entry)
 from .suites import DEFAULT_SUITE
 
 LOCK_NAME = ".board.lock"
@@ -137,7 +138,8 @@ def _hashes(checkpoints: dict[str, Any]) -> dict[str, str]:
     return {role: c["sha256"] for role, c in checkpoints.items()}
 
 
-def check_board(out: Path, dataset: str, label: str, checkpoints: dict[str, Any], suite: str, complete: bool) -> None:
+def check_board(out: Path, dataset: str, label: str, checkpoints: dict[str, Any], suite: str, complete: bool,
+                replace: bool = False) -> None:
     """Refuse a submission that would duplicate rows or throw away a better run (SubmissionError).
 
     - the same checkpoint under another label: resubmit under that label instead;
@@ -149,11 +151,11 @@ def check_board(out: Path, dataset: str, label: str, checkpoints: dict[str, Any]
     for e in read_entries(out, dataset):
         same = _hashes(e["checkpoints"]) == mine
         if e["model"] == label:
-            if not same:
+            if not same and not replace:
                 sha = e["checkpoints"].get("mim", next(iter(e["checkpoints"].values()), {})).get("sha256", "?")
                 raise SubmissionError(f"'{label}' is already on the {dataset} board with another checkpoint "
-                                      f"(sha256 {sha[:12]}...); choose another --name, or delete "
-                                      f"{entry_path(out, dataset, label)} to replace it")
+                                      f"(sha256 {sha[:12]}...); choose another --name, or pass --replace to "
+                                      f"replace that entry")
             run = e["runs"].get(suite)
             if run is not None and run["complete"] and not complete:
                 raise SubmissionError(f"'{label}' already has a complete '{suite}' run of this checkpoint; a partial "
@@ -165,22 +167,37 @@ def check_board(out: Path, dataset: str, label: str, checkpoints: dict[str, Any]
 
 # -- publishing ---------------------------------------------------------------------------------------------------
 
+def check_label(out: Path, dataset: str, label: str, checkpoints: dict[str, Any], replace: bool = False) -> None:
+    """Refuse (SubmissionError), before any work, a run whose entry would replace another checkpoint's entry
+    without `replace`, or share its file with another label."""
+    path = entry_path(out, dataset, label)
+    if path.exists():
+        conflict = label_conflict(read_entry(path), label, checkpoints, replace)
+        if conflict:
+            raise SubmissionError(conflict)
+
+
 def publish(out: Path, dataset: str, label: str, base: dict[str, Any], suite: str, run: dict[str, Any],
-            examples: Optional[dict[str, Any]] = None, submit: bool = False) -> tuple[Path, str, dict[str, Path]]:
+            examples: Optional[dict[str, Any]] = None, submit: bool = False,
+            replace: bool = False) -> tuple[Path, str, dict[str, Path]]:
     """Write a run's examples and entry and regenerate the dataset's reports, all under the board lock.
 
     Returns (entry path, status of `results.merge_run`, report paths). With `submit`, the board checks run again
-    under the lock (the board may have changed while the run went on) and raise SubmissionError.
+    under the lock (the board may have changed while the run went on) and raise SubmissionError; so does a label
+    whose entry holds another checkpoint, unless `replace`.
     """
     from .examples import examples_relpath, save_examples
     from .report import write_reports
     out = Path(out)
     with board_lock(out):
         if submit:
-            check_board(out, dataset, label, base["checkpoints"], suite, run["complete"])
+            check_board(out, dataset, label, base["checkpoints"], suite, run["complete"], replace=replace)
         path = entry_path(out, dataset, label)
         existing = read_entry(path) if path.exists() else None
-        _, status = merge_run(existing, label, dataset, base, suite, run)
+        try:
+            _, status = merge_run(existing, label, dataset, base, suite, run, replace=replace)
+        except BoardConflict as exc:
+            raise SubmissionError(str(exc)) from None
         if status == KEPT_COMPLETE:
             return path, status, {}
         ex_file = out / dataset / examples_relpath(label)
@@ -190,5 +207,5 @@ def publish(out: Path, dataset: str, label: str, base: dict[str, Any], suite: st
                                        "sample_ids": [int(i) for i in examples["sample_ids"]]}}
         elif status == NEW_CHECKPOINT and ex_file.exists():
             ex_file.unlink()  # the old checkpoint's pictures must not stand for the new one
-        path, status = write_entry(out, dataset, label, base, suite, run)
+        path, status = write_entry(out, dataset, label, base, suite, run, replace=replace)
         return path, status, write_reports(out, dataset)

@@ -15,7 +15,7 @@ import torch
 from benchmark import report
 from benchmark.examples import save_examples
 from benchmark.results import (DOWNSTREAM_COLUMNS, KEPT_COMPLETE, NEW_CHECKPOINT, RECON_COLUMNS, REPLACED,
-                               EntryError, entry_path, read_entries, validate_entry, write_entry)
+                               BoardConflict, EntryError, entry_path, read_entries, validate_entry, write_entry)
 from benchmark.submit import SubmissionError, board_lock, check_board, validate_model
 
 from . import browser
@@ -126,12 +126,15 @@ def test_resubmission_policy(tmp_path):
     before = entry_path(tmp_path, "cifar10", "m").read_bytes()
     assert write_entry(tmp_path, "cifar10", "m", base, "pgd", partial)[1] == KEPT_COMPLETE
     assert entry_path(tmp_path, "cifar10", "m").read_bytes() == before
-    assert write_entry(tmp_path, "cifar10", "m", make_base(2), "pgd", partial)[1] == NEW_CHECKPOINT
+    with pytest.raises(BoardConflict, match="another checkpoint.*--replace"):   # never without being asked
+        write_entry(tmp_path, "cifar10", "m", make_base(2), "pgd", partial)
+    assert entry_path(tmp_path, "cifar10", "m").read_bytes() == before
+    assert write_entry(tmp_path, "cifar10", "m", make_base(2), "pgd", partial, replace=True)[1] == NEW_CHECKPOINT
     with pytest.raises(SubmissionError, match="already on the cifar10 board with another checkpoint"):
         check_board(tmp_path, "cifar10", "m", make_base(3)["checkpoints"], "pgd", True)
     with pytest.raises(SubmissionError, match="already on the cifar10 board as 'm'"):
         check_board(tmp_path, "cifar10", "other", make_base(2)["checkpoints"], "pgd", True)
-    write_entry(tmp_path, "cifar10", "m", make_base(2), "pgd", make_run("m", 30, .9))
+    write_entry(tmp_path, "cifar10", "m", make_base(2), "pgd", make_run("m", 30, .9), replace=True)
     with pytest.raises(SubmissionError, match="partial run"):
         check_board(tmp_path, "cifar10", "m", make_base(2)["checkpoints"], "pgd", False)
     check_board(tmp_path, "cifar10", "m", make_base(2)["checkpoints"], "pgd", True)   # a resubmission is fine
