@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
 import torch.distributed as dist
 
 from zoo.train.distributed import barrier, init_from_env, is_distributed, rank, world_size

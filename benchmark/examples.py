@@ -23,7 +23,9 @@ from zoo.models._common import patch_mask_to_pixels
 from . import metrics as M
 from .attacks.checks import check_adversarial
 from .attacks.reconstruction import RECONSTRUCTION_ATTACKS
-from .results import atomic_write_bytes, safe_name
+from zoo.fileio import atomic_write_bytes
+
+from .results import safe_name
 from .suites import Cell
 
 DEFAULT_K = 4

@@ -12,7 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from .report import DESCRIPTIONS, README_TOP, Board, BoardRow
-from .results import atomic_write_text, safe_name
+from zoo.fileio import atomic_write_text
+
+from .results import safe_name
 
 _CSS = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0 auto;max-width:1280px;

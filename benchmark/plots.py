@@ -8,8 +8,6 @@
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +17,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+
+from zoo.fileio import atomic_path  # noqa: E402
 
 from .results import safe_name  # noqa: E402
 from .suites import format_eps  # noqa: E402
@@ -30,16 +30,11 @@ _METRIC = {"downstream": ("accuracy", 100.0, "accuracy (%)"), "reconstruction": 
 
 def _save(fig, path: Path) -> Path:
     """Save atomically (temporary file + rename) so a reader never sees half a PNG; metadata-free for stable bytes."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp.png")
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=_DPI, metadata={"Software": None})
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=_DPI, metadata={"Software": None})
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path
 
 

@@ -19,7 +19,9 @@ from typing import Any, Optional, Sequence
 
 import pandas as pd
 
-from .results import (DOWNSTREAM_COLUMNS, RECON_COLUMNS, EntryError, atomic_write_text, datasets_with_entries,
+from zoo.fileio import atomic_write_text
+
+from .results import (DOWNSTREAM_COLUMNS, RECON_COLUMNS, EntryError, datasets_with_entries,
                       read_entries)
 from .suites import format_eps
 

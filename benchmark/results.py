@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any, Optional
+
+from zoo.fileio import atomic_write_text
 
 SCHEMA_VERSION = 1
 RECON_COLUMNS = ["model", "suite", "attack", "norm", "eps", "n", "mse", "psnr", "ssim", "lpips", "psnr_input",
@@ -53,27 +53,6 @@ def entries_dir(out: Path, dataset: str) -> Path:
 
 def entry_path(out: Path, dataset: str, model: str) -> Path:
     return entries_dir(out, dataset) / f"{safe_name(model)}.json"
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write through a temporary file in the same folder and rename it: readers see the old or the new file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 # -- validation ---------------------------------------------------------------------------------------------------

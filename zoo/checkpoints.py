@@ -16,6 +16,8 @@ from typing import Callable, Iterable, Mapping, Optional, Union
 import torch
 import torch.nn as nn
 
+from .fileio import atomic_path
+
 PathLike = Union[str, os.PathLike]
 
 # Buffers that a model derives from its architecture; a file may carry them or not.
@@ -131,11 +133,8 @@ def save_weights(model_or_state: Union[nn.Module, Mapping[str, torch.Tensor]], p
     for k, v in state.items():
         v = v.detach().to("cpu")
         out[k] = (v.to(dtype) if v.is_floating_point() else v).contiguous()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    save_file(out, str(tmp), metadata=metadata)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        save_file(out, str(tmp), metadata=metadata)
     return sha256sum(path)
 
 

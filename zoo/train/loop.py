@@ -8,7 +8,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ from timm.scheduler import CosineLRScheduler
 from tqdm.auto import tqdm
 
 from ..data import ImageDataset
+from ..fileio import atomic_path
 from . import distributed as dist_utils
 from .recipes import StageConfig
 
@@ -38,11 +38,8 @@ class StageResult:
 
 
 def _atomic_save(obj: Any, path: Path) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(obj, tmp)
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
 
 
 class CsvLog:
@@ -111,7 +108,7 @@ def train_stage(name: str, model: nn.Module, param_groups: list[dict], cfg: Stag
                                bool(state.get("complete")))
     log = CsvLog(out_dir / f"log_{name}.csv") if rank == 0 else None
     model.train()
-    start, last_loss, t0 = step, math.nan, time.time()
+    last_loss, t0 = math.nan, time.time()
     bar = tqdm(total=planned, initial=step, desc=f"{name}", unit="step", disable=rank != 0, dynamic_ncols=True)
     running: dict[str, torch.Tensor] = {}
     window = 0

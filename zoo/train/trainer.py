@@ -15,6 +15,7 @@ from timm.optim import param_groups_layer_decay, param_groups_weight_decay
 from .. import __version__
 from ..checkpoints import load_checkpoint, save_weights
 from ..data import load_dataset
+from ..fileio import atomic_write_text
 from ..models import build
 from . import defenses as D
 from . import distributed as dist_utils
@@ -76,9 +77,7 @@ def _versions() -> dict[str, str]:
 
 
 def write_card(out: Path, card: dict[str, Any]) -> None:
-    tmp = out / "card.json.tmp"
-    tmp.write_text(json.dumps(card, indent=1, sort_keys=False) + "\n")
-    tmp.replace(out / "card.json")
+    atomic_write_text(out / "card.json", json.dumps(card, indent=1, sort_keys=False) + "\n")
 
 
 def train(recipe: Recipe, out: Path, device: torch.device, seed: int = 0, max_steps: Optional[int] = None,

@@ -6,7 +6,6 @@ misclassifies it. Hand-written (no library has it); random start per sample id.
 """
 from __future__ import annotations
 
-import torch
 
 from .base import HandwrittenPGD, features_and_logits
 
