@@ -10,6 +10,7 @@ import math
 import os
 import platform
 import sys
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -158,7 +159,9 @@ def _versions() -> dict[str, str]:
     import timm
     import torch
     import torchattacks
+
     import zoo
+
     from .attacks.downstream import autoattack_backend
     versions = {"mimbench": zoo.__version__, "torch": torch.__version__, "timm": timm.__version__,
                 "torchattacks": torchattacks.__version__, "piq": piq.__version__, "python": platform.python_version()}
@@ -187,7 +190,7 @@ def _result_store(args, checkpoints: dict, dataset_name: str, data_source: str, 
     """The resumable store of this exact run: keyed by everything that determines its numbers."""
     from zoo.data import cache_dir
 
-    from .store import FileStore, store_key
+    from .runner.store import FileStore, store_key
     parts = {"checkpoints": {k: v["sha256"] for k, v in checkpoints.items()}, "dataset": dataset_name,
              "data_source": data_source, "seed": args.seed, "batch_size": args.batch_size,
              "early_stop": not args.no_early_stop, "amp": args.amp, "channels_last": args.channels_last,
@@ -197,26 +200,47 @@ def _result_store(args, checkpoints: dict, dataset_name: str, data_source: str, 
     if args.fresh and rank == 0:
         for path in folder.glob(f"{key}.rank*.jsonl"):
             path.unlink()
-    from . import distributed as D
+    from .runner import distributed as D
     D.barrier()
     return FileStore(folder, key, rank=rank)
 
 
-def run(args: argparse.Namespace) -> int:
-    from zoo import CheckpointError, load_model
-    from zoo.data import DatasetError, load_dataset
+@dataclass
+class Plan:
+    """What the arguments ask for, checked before anything is loaded."""
 
-    from . import metrics
-    from .examples import capture_examples, pick_cell
-    from .report import run_summary
-    from .results import KEPT_COMPLETE, NEW_CHECKPOINT, REPLACED, EntryError, is_board_name
-    from .runner import Runner
-    from .submit import SubmissionError, check_board, check_label, publish, standard_suite, validate_model
+    suite: Any                   # benchmark.suites.Suite
+    device: Any                  # torch.device
+    out: Path
+    rank: int
+
+
+@dataclass
+class Inputs:
+    """What a run works on, loaded and checked before the first attack."""
+
+    bundle: Any                  # zoo.ModelBundle
+    data: Any                    # zoo.data.ImageDataset, the first n samples
+    dataset: str
+    cells: list
+    label: str
+    checkpoints: dict[str, dict[str, str]]
+    full_size: int
+    validation: Optional[dict[str, Any]] = None
+
+    @property
+    def complete(self) -> bool:
+        return len(self.data) == self.full_size
+
+
+def check_arguments(args: argparse.Namespace) -> Plan:
+    """Every check that needs only the arguments (UsageError): numbers, names, the suite, the device, `--out`."""
+    from .leaderboard.entries import is_board_name
     from .suites import DEFAULT_SUITE, get_suite
 
     if args.submit and args.name is None:
         raise UsageError("--submit needs --name LABEL (the model's name on the board)")
-    if args.submit and not is_board_name(args.name):
+    if args.name is not None and not is_board_name(args.name):
         raise UsageError(f"--name '{args.name}': a board label is 1-80 letters, digits and . _ + - (starting "
                          f"with a letter or digit)")
     if args.n_examples is not None and args.n_examples < 1:
@@ -228,24 +252,36 @@ def run(args: argparse.Namespace) -> int:
     except KeyError as exc:
         raise UsageError(exc.args[0]) from None
     device = _device(args.device)
-    from . import distributed as D
+    from .runner import distributed as D
     D.init_from_env(device)
     if D.is_distributed() and device.type == "cuda":
         import torch
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
         torch.cuda.set_device(device)
-    rank = D.rank()
+    return Plan(suite=suite, device=device, out=Path(args.out), rank=D.rank())
+
+
+def load_inputs(args: argparse.Namespace, plan: Plan) -> Inputs:
+    """The model, the data, the cells and the label, each checked (UsageError), and the board checks of the label."""
+    from zoo import CheckpointError, load_model
+    from zoo.data import DatasetError, load_dataset
+
+    from .leaderboard.entries import EntryError, is_board_name
+    from .leaderboard.submit import SubmissionError, check_board, check_label
+    from .runner.validation import ModelRejected, validate_model
+    from .suites import get_suite, standard_suite
+
     try:
         bundle = load_model(args.model, checkpoint=args.checkpoint, classifier_checkpoint=args.classifier_checkpoint)
     except KeyError as exc:
         raise UsageError(exc.args[0]) from None
     except CheckpointError as exc:
         raise UsageError(str(exc)) from None
-    dataset_name = args.dataset or bundle.card.dataset
+    dataset = args.dataset or bundle.card.dataset
     if args.submit and args.suite is None:
-        suite = get_suite(standard_suite(dataset_name))
+        plan.suite = get_suite(standard_suite(dataset))
     try:
-        cells = suite.cells(dataset_name, args.target)
+        cells = plan.suite.cells(dataset, args.target)
     except KeyError as exc:
         raise UsageError(exc.args[0]) from None
     for role, target in (("mim", "reconstruction"), ("classifier", "downstream")):
@@ -253,87 +289,106 @@ def run(args: argparse.Namespace) -> int:
             hint = f" (or run with --target {'downstream' if role == 'mim' else 'reconstruction'})"
             raise UsageError(bundle.missing.get(role, f"no {role} model") + hint)
     try:
-        data = load_dataset(dataset_name, "test", data_dir=args.data_dir, preprocessing=bundle.card.preprocessing)
+        data = load_dataset(dataset, "test", data_dir=args.data_dir, preprocessing=bundle.card.preprocessing)
     except DatasetError as exc:
         raise UsageError(str(exc)) from None
     for role, target in (("mim", "reconstruction"), ("classifier", "downstream")):
         shape = _input_shape(getattr(bundle, role)) if args.target in ("both", target) else None
         if shape is not None and tuple(data.images.shape[1:]) != shape:
-            raise UsageError(f"{bundle.card.name} takes {' x '.join(map(str, shape))} images, {dataset_name} has "
+            raise UsageError(f"{bundle.card.name} takes {' x '.join(map(str, shape))} images, {dataset} has "
                              f"{' x '.join(map(str, data.images.shape[1:]))} (its card's dataset is "
                              f"{bundle.card.dataset})")
     full_size = len(data)
     n = args.n_examples if args.n_examples is not None else (full_size if args.submit
                                                              else min(DEFAULT_N_EXAMPLES, full_size))
     if n > full_size:
-        raise UsageError(f"--n-examples {n}: {dataset_name} has only {full_size} evaluation samples")
-    data = data.subset(n)
+        raise UsageError(f"--n-examples {n}: {dataset} has only {full_size} evaluation samples")
     label = _model_label(args, bundle)
     if not is_board_name(label):
-        given = args.name is not None
-        raise UsageError(f"{'--name ' if given else 'the model label '}'{label}': a board label is 1-80 letters, "
-                         f"digits and . _ + - (starting with a letter or digit)" + ("" if given else
-                                                                                   "; choose one with --name"))
-    complete = n == full_size
+        raise UsageError(f"the model label '{label}': a board label is 1-80 letters, digits and . _ + - (starting "
+                         f"with a letter or digit); choose one with --name")
     checkpoints = {k: {"file": Path(v["path"]).name, "sha256": v["sha256"]} for k, v in bundle.files.items()}
+    inputs = Inputs(bundle, data.subset(n), dataset, cells, label, checkpoints, full_size)
     try:
-        check_label(Path(args.out), dataset_name, label, checkpoints, replace=args.replace)
+        check_label(plan.out, dataset, label, checkpoints, replace=args.replace)
+        if args.submit:
+            check_board(plan.out, dataset, label, checkpoints, plan.suite.name, inputs.complete, replace=args.replace)
     except (SubmissionError, EntryError) as exc:
-        raise UsageError(str(exc)) from None
+        raise UsageError(f"submission refused: {exc}" if args.submit else str(exc)) from None
+    if args.submit:
+        try:
+            inputs.validation = validate_model(bundle, inputs.data, sorted({c.target for c in cells}), seed=args.seed,
+                                               device="cpu")
+        except ModelRejected as exc:
+            raise UsageError(f"submission refused: {exc}") from None
+    return inputs
+
+
+def run_suite(args: argparse.Namespace, plan: Plan, inputs: Inputs):
+    """Run the suite's cells on the inputs (resuming from the store); None on ranks other than 0 under torchrun."""
+    import torch
+
+    from . import metrics
+    from .runner import Runner
+
+    bundle, device = inputs.bundle, plan.device
     bundle.to(device)
     if args.channels_last and device.type == "cuda":
-        import torch
         for model in (bundle.mim, bundle.classifier):
             if model is not None:
                 model.to(memory_format=torch.channels_last)
-    validation = None
-    if args.submit:
-        targets = sorted({c.target for c in cells})
-        try:
-            check_board(Path(args.out), dataset_name, label, checkpoints, suite.name, complete, replace=args.replace)
-            validation = validate_model(bundle, data, targets, seed=args.seed, device=device)
-        except SubmissionError as exc:
-            raise UsageError(f"submission refused: {exc}") from None
     lpips = metrics.load_lpips(device) if args.target != "downstream" else None
-    store = _result_store(args, checkpoints, dataset_name, data.source, device, rank)
-    if len(store) and rank == 0:
+    store = _result_store(args, inputs.checkpoints, inputs.dataset, inputs.data.source, device, plan.rank)
+    if len(store) and plan.rank == 0:
         print(f"resuming: {len(store)} finished (cell, batch) records in {store.folder} (--fresh recomputes)",
               file=sys.stderr)
-    runner = Runner(bundle, data, suite, cells, model_name=label, batch_size=args.batch_size, seed=args.seed,
-                    device=device, lpips=lpips, store=store, progress=not args.no_progress,
-                    early_stop=not args.no_early_stop)
-    import torch
+    runner = Runner(bundle, inputs.data, plan.suite, inputs.cells, model_name=inputs.label,
+                    batch_size=args.batch_size, seed=args.seed, device=device, lpips=lpips, store=store,
+                    progress=not args.no_progress, early_stop=not args.no_early_stop)
     amp = torch.autocast(device.type, dtype=torch.bfloat16) if args.amp == "bf16" else contextlib.nullcontext()
     with amp:
-        result = runner.run()
-    if result is None:  # another rank than 0 under torchrun: rank 0 writes
-        return 0
-    examples = None
-    example_cell = pick_cell(cells) if bundle.mim is not None else None
-    if example_cell is not None:
-        try:
-            examples = capture_examples(bundle.mim, data, example_cell, seed=args.seed, device=device)
-        except Exception as exc:  # pictures are a courtesy: never lose a finished run over them
-            print(f"warning: no reconstruction examples ({type(exc).__name__}: {exc})", file=sys.stderr)
+        return runner.run()
 
-    settings = {"n": result.n, "eval_size": full_size, "seed": args.seed, "batch_size": args.batch_size,
-                "target": args.target, "device": str(device), "dataset": dataset_name, "data_source": data.source,
-                "amp": args.amp, "early_stop": not args.no_early_stop}
-    run_record: dict[str, Any] = {
-        "suite": suite.name, "settings": settings, "cells": result.cells, "complete": complete,
-        "partial_reason": None if complete else f"n={result.n} of the {full_size} evaluation samples",
+
+def _run_record(args: argparse.Namespace, plan: Plan, inputs: Inputs, result) -> dict[str, Any]:
+    """The run as its entry stores it (docs/ENTRIES.md)."""
+    settings = {"n": result.n, "eval_size": inputs.full_size, "seed": args.seed, "batch_size": args.batch_size,
+                "target": args.target, "device": str(plan.device), "dataset": inputs.dataset,
+                "data_source": inputs.data.source, "amp": args.amp, "early_stop": not args.no_early_stop}
+    record: dict[str, Any] = {
+        "suite": plan.suite.name, "settings": settings, "cells": result.cells, "complete": inputs.complete,
+        "partial_reason": None if inputs.complete else f"n={result.n} of the {inputs.full_size} evaluation samples",
         "submitted": bool(args.submit),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "seconds": round(result.seconds, 1),
         "versions": _versions(), "unavailable": result.unavailable, "gradient_masking": result.gradient_masking,
         "reconstruction": result.reconstruction, "downstream": result.downstream,
     }
-    if validation is not None:
-        run_record["validation"] = validation
-    base = {"card": bundle.card.to_dict(), "checkpoints": checkpoints}
-    out = Path(args.out)
+    if inputs.validation is not None:
+        record["validation"] = inputs.validation
+    return record
+
+
+def publish_run(args: argparse.Namespace, plan: Plan, inputs: Inputs, result) -> int:
+    """Print the run's summary and write its entry, examples and the regenerated reports to the board."""
+    from .leaderboard.entries import KEPT_COMPLETE, NEW_CHECKPOINT, REPLACED
+    from .leaderboard.lock import BoardLockTimeout
+    from .leaderboard.markdown import run_summary
+    from .leaderboard.submit import SubmissionError, publish
+    from .runner.examples import capture_examples, pick_cell
+
+    bundle, label = inputs.bundle, inputs.label
+    examples = None
+    example_cell = pick_cell(inputs.cells) if bundle.mim is not None else None
+    if example_cell is not None:
+        try:
+            examples = capture_examples(bundle.mim, inputs.data, example_cell, seed=args.seed, device=plan.device)
+        except Exception as exc:  # pictures are a courtesy: never lose a finished run over them
+            print(f"warning: no reconstruction examples ({type(exc).__name__}: {exc})", file=sys.stderr)
+    record = _run_record(args, plan, inputs, result)
+    base = {"card": bundle.card.to_dict(), "checkpoints": inputs.checkpoints}
     print(run_summary(result.reconstruction, result.downstream))
     clean_top1 = next((r["accuracy"] for r in result.downstream if r["attack"] == "none"), None)
-    warning = expected_top1_warning(bundle.card, dataset_name, result.n, clean_top1)
+    warning = expected_top1_warning(bundle.card, inputs.dataset, result.n, clean_top1)
     if warning:
         print(warning, file=sys.stderr)
     for k, v in result.unavailable.items():
@@ -341,20 +396,30 @@ def run(args: argparse.Namespace) -> int:
     for flag in result.gradient_masking.get("flags", []):
         print(f"warning: possible gradient masking: {flag}")
     try:
-        entry, status, paths = publish(out, dataset_name, label, base, suite.name, run_record, examples,
+        entry, status, paths = publish(plan.out, inputs.dataset, label, base, plan.suite.name, record, examples,
                                        submit=args.submit, replace=args.replace)
-    except SubmissionError as exc:
-        raise UsageError(f"submission refused: {exc}") from None
+    except (SubmissionError, BoardLockTimeout) as exc:
+        raise UsageError(f"submission refused: {exc}" if args.submit else str(exc)) from None
     if status == KEPT_COMPLETE:
-        print(f"\nnot written: {entry} already holds a complete '{suite.name}' run of this checkpoint, which this "
-              f"partial run (n={result.n}) does not replace; use --out DIR to keep it elsewhere")
+        print(f"\nnot written: {entry} already holds a complete '{plan.suite.name}' run of this checkpoint, which "
+              f"this partial run (n={result.n}) does not replace; use --out DIR to keep it elsewhere")
         return 0
     if status == NEW_CHECKPOINT:
         print(f"note: '{label}' had another checkpoint; its entry was replaced (--replace)")
     what = "replaced the rows of" if status == REPLACED else "added"
-    print(f"\n{what} '{label}' ({'complete' if complete else 'partial, not ranked'}): {entry}")
+    print(f"\n{what} '{label}' ({'complete' if inputs.complete else 'partial, not ranked'}): {entry}")
     print("regenerated " + ", ".join(str(p) for p in paths.values()))
     return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    """A benchmark run: check the arguments, load and check the inputs, run the suite, publish the entry."""
+    plan = check_arguments(args)
+    inputs = load_inputs(args, plan)
+    result = run_suite(args, plan, inputs)
+    if result is None:  # another rank than 0 under torchrun: rank 0 writes
+        return 0
+    return publish_run(args, plan, inputs, result)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

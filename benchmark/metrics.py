@@ -153,6 +153,7 @@ def load_lpips(device: torch.device | str = "cpu", allow_download: bool = True) 
         try:
             import contextlib
             import io
+
             from torchvision.models import AlexNet_Weights
             said = io.StringIO()  # torch.hub announces the download on stdout: shown only when it worked
             with contextlib.redirect_stdout(said), contextlib.redirect_stderr(said):

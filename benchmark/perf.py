@@ -51,7 +51,7 @@ def step_cost(model: str = DEFAULT_MODEL, batch: int = 100, steps: int = 20, rep
     """Seconds per PGD step (engine, torchattacks) and per forward+backward pass, on one batch."""
     import torchattacks
 
-    from .attacks.downstream.engine import iterative_attack
+    from .attacks.downstream import iterative_attack
     bundle, data = _setup(batch, model)
     clf = bundle.classifier.eval()
     x, y = data.images, data.labels
@@ -90,7 +90,7 @@ def naive_suite(bundle, data, target: str) -> dict[float, float]:
     import torchattacks
 
     from . import metrics as M
-    from .attacks.reconstruction import build_reconstruction_attack
+    from .attacks import build_attack
     from .suites import get_suite
     clf, mim = bundle.classifier.eval(), bundle.mim.eval()
     out: dict[float, float] = {}
@@ -109,7 +109,7 @@ def naive_suite(bundle, data, target: str) -> dict[float, float]:
                 mask = mim.make_mask(ids, seed=0)
                 with torch.no_grad():
                     mim.forward_mim(x, mask)  # the clean reconstruction, recomputed for every eps
-                adv = build_reconstruction_attack(mim, cell, seed=0)(x, mask, ids)
+                adv = build_attack(mim, cell, seed=0)(x, mask, ids)
                 with torch.no_grad():
                     recon = mim.forward_mim(adv, mask).reconstruction.float().clamp(0, 1)
                     total += float(M.masked_psnr(recon, x, mask, mim.patch_size).sum())

@@ -1,51 +1,18 @@
-"""Clean quality of a model bundle on the full test split: classifier accuracy and masked-patch PSNR.
-
-The PSNR is compared with the trivial fill (each image's masked patches set to the mean of its visible
-pixels), so a reconstruction's worth is stated against something that knows nothing.
-`python -m benchmark.quality --model mae_vit_t_fmnist` reruns the numbers recorded in the card.
-"""
+"""`python -m benchmark.quality --model NAME`: a model's clean quality on the full test split (the numbers its
+card records): classifier accuracy and masked-patch PSNR against the mean-of-visible fill."""
 from __future__ import annotations
 
 import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Optional, Sequence
 
-import torch
-import torch.nn as nn
-from tqdm.auto import tqdm
+from zoo.fileio import atomic_write_text
 
-from zoo.data import load_dataset
+from .runner.quality import evaluate_quality
 
-from . import metrics as M
-
-
-@torch.inference_mode()
-def evaluate_quality(mim: Optional[nn.Module], classifier: Optional[nn.Module], dataset: str,
-                     device: torch.device | str = "cpu", n: Optional[int] = None, batch_size: int = 500,
-                     seed: int = 0, progress: bool = True) -> dict[str, Any]:
-    data = load_dataset(dataset, "test").subset(n)
-    correct, psnr, fill = [], [], []
-    for i in tqdm(range(0, len(data), batch_size), desc="quality", disable=not progress):
-        x = data.images[i:i + batch_size].to(device)
-        y = data.labels[i:i + batch_size].to(device)
-        ids = data.sample_ids[i:i + batch_size]
-        if classifier is not None:
-            correct.append(M.accuracy(classifier.eval()(x), y).cpu())
-        if mim is not None and getattr(mim, "family", "") != "beit":
-            mask = mim.eval().make_mask(ids, seed=seed).to(device)
-            out = mim.forward_mim(x, mask)
-            psnr.append(M.masked_psnr(out.reconstruction, x, mask, mim.patch_size).cpu())
-            fill.append(M.masked_psnr(M.mean_fill(x, mask, mim.patch_size), x, mask, mim.patch_size).cpu())
-    result: dict[str, Any] = {"dataset": dataset, "split": "test", "n": len(data), "mask_seed": seed}
-    if correct:
-        result["test_accuracy"] = round(float(torch.cat(correct).mean()), 4)
-    if psnr:
-        result["masked_psnr"] = round(float(torch.cat(psnr).mean()), 3)
-        result["mean_fill_psnr"] = round(float(torch.cat(fill).mean()), 3)
-        result["psnr_gain_db"] = round(result["masked_psnr"] - result["mean_fill_psnr"], 3)
-    return result
+__all__ = ["evaluate_quality", "main"]
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -69,7 +36,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         card_path = Path(bundle.card.local_dir) / "card.json"
         card = json.loads(card_path.read_text())
         card["metrics"] = result
-        card_path.write_text(json.dumps(card, indent=1) + "\n")
+        atomic_write_text(card_path, json.dumps(card, indent=1) + "\n")
     return 0
 
 

@@ -19,7 +19,9 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
-from typing import Any, Callable
+from typing import Any, Callable, Optional
+
+from zoo.registries import Registry
 
 TARGETS = ("reconstruction", "downstream")
 
@@ -210,12 +212,11 @@ def _full(dataset: str) -> list[Cell]:
     return cells
 
 
-_SUITES: dict[str, Suite] = {}
+SUITES: Registry[Suite] = Registry("suite")
 
 
-def register_suite(suite: Suite) -> Suite:
-    _SUITES[suite.name] = suite
-    return suite
+def register_suite(suite: Suite, replace: bool = False) -> Suite:
+    return SUITES.register(suite.name, suite, replace=replace)
 
 
 register_suite(Suite("fgsm", "FGSM (one step of eps), Linf; reconstruction mask-aware and mask-agnostic", _fgsm))
@@ -241,15 +242,19 @@ register_suite(Suite("full", "every cell of " + ", ".join(_PARTS) + " (each once
 DEFAULT_SUITE = "pgd"
 
 
-def list_suites() -> list[str]:
+def standard_suite(dataset: str) -> str:
+    """The suite a submission runs when none is named: the one every model of the dataset's board is ranked on."""
+    return DEFAULT_SUITE
+
+
+def list_suites(filter: Optional[str] = None) -> list[str]:
     """Suite names in the order they are documented (full last)."""
-    return list(_SUITES)
+    return SUITES.list(filter)
 
 
 def get_suite(name: str) -> Suite:
-    if name not in _SUITES:
-        raise KeyError(f"unknown suite '{name}'; known: {', '.join(list_suites())}")
-    return _SUITES[name]
+    """The named suite (UnknownNameError, a KeyError, naming the known ones)."""
+    return SUITES.get(name)
 
 
 # -- --list-suites

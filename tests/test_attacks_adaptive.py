@@ -8,12 +8,18 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from benchmark.attacks import build_attack
 from benchmark.attacks._geometry import clip_to_image, random_start
 from benchmark.attacks.checks import check_adversarial
-from benchmark.attacks.downstream import build_downstream_attack
 from benchmark.attacks.hsic import median_bandwidth, normalized_hsic
-from benchmark.attacks.reconstruction import (MIMAPGD, MIMMIPGD, MIMPGD, MIMFeaturePGD, MIMRandomNoise,
-                                              build_reconstruction_attack, mim_attack_loss)
+from benchmark.attacks.reconstruction import (
+    MIMAPGD,
+    MIMMIPGD,
+    MIMPGD,
+    MIMFeaturePGD,
+    MIMRandomNoise,
+    mim_attack_loss,
+)
 from benchmark.attacks.reconstruction.apgd import checkpoints
 from benchmark.attacks.reconstruction.feature_pgd import encoder_features, feature_distance
 from benchmark.suites import get_suite
@@ -37,7 +43,7 @@ def test_feature_pgd_raises_the_feature_distance(batch):
     x, ids = batch
     mask = model.make_mask(ids)
     cell = [c for c in get_suite("adaptive").cells("fashion_mnist", "reconstruction") if c.attack == "feature_pgd"][1]
-    attack = build_reconstruction_attack(model, replace(cell, steps=8), SEED)
+    attack = build_attack(model, replace(cell, steps=8), seed=SEED)
     assert isinstance(attack, MIMFeaturePGD)
     x_adv = attack(x, mask, ids)
     check_adversarial(x_adv, x, cell.eps, "Linf")
@@ -53,7 +59,7 @@ def test_mi_pgd_raises_its_objective_and_the_mim_loss(batch):
     x, ids = batch
     mask = model.make_mask(ids)
     cell = [c for c in get_suite("adaptive").cells("fashion_mnist", "reconstruction") if c.attack == "mi_pgd"][1]
-    attack = build_reconstruction_attack(model, replace(cell, steps=8), SEED)
+    attack = build_attack(model, replace(cell, steps=8), seed=SEED)
     assert isinstance(attack, MIMMIPGD) and attack.hsic_weight == 1.0
     x_adv = attack(x, mask, ids)
     check_adversarial(x_adv, x, cell.eps, "Linf")
@@ -75,7 +81,7 @@ def test_downstream_adaptive_attacks_raise_their_objective(batch, attack):
     with torch.no_grad():
         y = clf(x).argmax(1)
     cell = [c for c in get_suite("adaptive").cells("fashion_mnist", "downstream") if c.attack == attack][0]
-    x_adv = build_downstream_attack(clf, replace(cell, steps=8)).perturb(x, y, ids, SEED)
+    x_adv = build_attack(clf, replace(cell, steps=8), seed=SEED).perturb(x, y, ids)
     check_adversarial(x_adv, x, cell.eps, "Linf")
 
     def objective(v):
@@ -122,6 +128,7 @@ def test_agnostic_attacker_never_uses_the_evaluation_mask(batch):
 def test_every_reconstruction_attack_runs_on_every_family(official_dir, stem):
     """SimMIM (L1 on masked pixels) and BEiT (tokens, no pixels) through every attack of the suites."""
     import zoo
+
     from .helpers import official_arch
     family, arch = official_arch(stem)
     torch.manual_seed(0)
@@ -135,7 +142,7 @@ def test_every_reconstruction_attack_runs_on_every_family(official_dir, stem):
             continue
         seen.add((c.impl, c.threat, c.norm))
         cell = replace(c, steps=min(c.steps, 3), eot_samples=min(c.eot_samples, 2))
-        x_adv = build_reconstruction_attack(model, cell, SEED)(x, mask, ids)
+        x_adv = build_attack(model, cell, seed=SEED)(x, mask, ids)
         check_adversarial(x_adv, x, cell.eps, cell.norm)
         tokens = model.forward_mim(x, mask).pred.argmax(-1) if family == "beit" else None
         with torch.no_grad():

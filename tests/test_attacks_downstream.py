@@ -8,8 +8,10 @@ import pytest
 import torch
 import torchattacks
 
+from benchmark.attacks import build_attack
+from benchmark.attacks.base import batch_seed
 from benchmark.attacks.checks import check_adversarial, perturbation_norm
-from benchmark.attacks.downstream import batch_seed, build_downstream_attack, autoattack_backend
+from benchmark.attacks.downstream import autoattack_backend
 from benchmark.runner import Runner
 from benchmark.suites import get_suite
 
@@ -59,8 +61,8 @@ def _direct(model, cell):
 def test_equals_a_direct_torchattacks_call(batch, suite, attack, norm):
     clf, x, y, ids = batch
     cell = suite_cell(suite, attack, norm)
-    options = {"early_stop": False, "start": "torch"} if attack in ("bim", "pgd") else {}
-    ours = build_downstream_attack(clf, cell, **options).perturb(x, y, ids, SEED)
+    options = {"bim": {"early_stop": False}, "pgd": {"early_stop": False, "start": "torch"}}.get(attack, {})
+    ours = build_attack(clf, cell, seed=SEED, **options).perturb(x, y, ids)
     torch.manual_seed(batch_seed(SEED, ids))
     direct = _direct(clf, cell)(x, y)
     if attack == "cw":  # broken only within the budget
@@ -80,15 +82,16 @@ def test_early_stopping_breaks_every_sample_the_full_run_breaks(fmnist_test, sui
     with torch.no_grad():
         y = clf(x).argmax(1)
     cell = replace(suite_cell(suite, attack, norm, index=0), steps=10)
-    full = build_downstream_attack(clf, cell, early_stop=False, start="torch").perturb(x, y, ids, SEED)
-    early = build_downstream_attack(clf, cell, early_stop=True, start="torch").perturb(x, y, ids, SEED)
+    start = {"start": "torch"} if attack == "pgd" else {}   # BIM has no random start
+    full = build_attack(clf, cell, seed=SEED, early_stop=False, **start).perturb(x, y, ids)
+    early = build_attack(clf, cell, seed=SEED, early_stop=True, **start).perturb(x, y, ids)
     check_adversarial(early, x, cell.eps, norm)
     with torch.no_grad():
         broken_full, broken_early = clf(full).argmax(1) != y, clf(early).argmax(1) != y
     assert bool((broken_early | ~broken_full).all())
     assert 0 < int(broken_full.sum()) < len(x)  # the comparison says something
-    per_sample = build_downstream_attack(clf, cell).perturb(x, y, ids, SEED)  # starts seeded by sample id
-    alone = build_downstream_attack(clf, cell).perturb(x[5:9], y[5:9], ids[5:9], SEED)
+    per_sample = build_attack(clf, cell, seed=SEED).perturb(x, y, ids)  # starts seeded by sample id
+    alone = build_attack(clf, cell, seed=SEED).perturb(x[5:9], y[5:9], ids[5:9])
     torch.testing.assert_close(per_sample[5:9], alone, rtol=0, atol=1e-6)
 
 
@@ -97,7 +100,7 @@ def test_autoattack_equals_a_direct_call(batch, norm, eps, index):
     clf, x, y, ids = batch
     cell = suite_cell("autoattack", "autoattack", norm, index=index)
     assert cell.eps == eps
-    ours = build_downstream_attack(clf, cell).perturb(x, y, ids, SEED)
+    ours = build_attack(clf, cell, seed=SEED).perturb(x, y, ids)
     cls, package = autoattack_backend()
     torch.manual_seed(batch_seed(SEED, ids))
     if package == "pyautoattack":
@@ -113,11 +116,11 @@ def test_autoattack_equals_a_direct_call(batch, norm, eps, index):
 def test_cw_counts_only_within_budget(batch):
     clf, x, y, ids = batch
     cell = suite_cell("cw", "cw", "L2", index=0)
-    attack = build_downstream_attack(clf, cell)
-    raw = attack.run(x, y, ids, SEED)
+    attack = build_attack(clf, cell, seed=SEED)
+    raw = attack(x, y, ids)
     norms = perturbation_norm(raw - x, "L2")
     tight = replace(cell, eps=float(norms[norms > 0].min()) * 0.999)  # a budget just below CW's smallest success
-    kept = build_downstream_attack(clf, tight).within_budget(raw, x)
+    kept = build_attack(clf, tight, seed=SEED).within_budget(raw, x)
     assert torch.equal(kept[norms > tight.eps], x[norms > tight.eps])
     check_adversarial(kept, x, tight.eps, "L2")
     assert attack.eps_independent
@@ -128,7 +131,7 @@ def test_adaptive_attacks_within_budget_and_rng_untouched(batch):
     state = torch.random.get_rng_state()
     for attack in ("feature_pgd", "mi_pgd"):
         cell = suite_cell("adaptive", attack, "Linf", index=0)
-        x_adv = build_downstream_attack(clf, cell).perturb(x, y, ids, SEED)
+        x_adv = build_attack(clf, cell, seed=SEED).perturb(x, y, ids)
         check_adversarial(x_adv, x, cell.eps, "Linf")
     assert torch.equal(state, torch.random.get_rng_state())
 
@@ -149,7 +152,7 @@ def test_runner_accuracy_equals_direct_call_on_the_clean_correct_samples(fmnist_
         ids = torch.arange(start, start + 8)
         ok = (pred[ids] == labels[ids]).nonzero().flatten()
         sel = ids[ok]
-        adv = build_downstream_attack(clf, cell).perturb(x[sel], labels[sel], sel, SEED)
+        adv = build_attack(clf, cell, seed=SEED).perturb(x[sel], labels[sel], sel)
         with torch.no_grad():
             robust += int((clf(adv).argmax(1) == labels[sel]).sum())
     assert acc["none"] == pytest.approx(float((pred == labels).float().mean()))
@@ -172,16 +175,13 @@ def test_cw_runs_once_for_every_budget(fmnist_test, monkeypatch):
                     batch_size=8, seed=SEED, progress=False)
     calls = []
     from benchmark.attacks.downstream.cw import CW
-    original = CW.run
+    original = CW.forward
 
     def counting(self, *args, **kwargs):
-        calls.append(self.cell.eps)
+        calls.append(self.eps)
         return original(self, *args, **kwargs)
-    CW.run = counting
-    try:
-        rows = runner.run().downstream
-    finally:
-        CW.run = original
+    monkeypatch.setattr(CW, "forward", counting)
+    rows = runner.run().downstream
     assert len(calls) == 1
     accs = [r["accuracy"] for r in sorted(rows, key=lambda r: r["eps"])]
     assert accs == sorted(accs, reverse=True)  # a larger budget never breaks fewer samples

@@ -9,7 +9,7 @@ import sys
 import pandas as pd
 import pytest
 
-from benchmark.results import DOWNSTREAM_COLUMNS, RECON_COLUMNS
+from benchmark.leaderboard.entries import DOWNSTREAM_COLUMNS, RECON_COLUMNS
 
 from .helpers import REPO
 

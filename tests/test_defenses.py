@@ -7,16 +7,16 @@ import torch
 import zoo
 from zoo.train import defenses as D
 from zoo.train.objectives import FinetuneObjective, MIMPretrainObjective
-from zoo.train.recipes import StageConfig, _RECIPES, get_recipe
+from zoo.train.recipes import RECIPES, StageConfig, get_recipe
 
 from .helpers import tiny_classifier, tiny_mae
 
-LOCAL_RECIPES = sorted(n for n, r in _RECIPES.items() if r.runs_here)
+LOCAL_RECIPES = sorted(n for n, r in RECIPES.items() if r.runs_here)
 
 
 def test_every_defense_of_the_vocabulary_is_known():
     assert set(D.ALL_DEFENSES) == set(D.DEFAULTS)
-    used = {d for r in _RECIPES.values() for d in r.defenses}
+    used = {d for r in (r for _, r in RECIPES.items()) for d in r.defenses}
     assert used <= set(D.ALL_DEFENSES)
     shipped_defended = [n for n in LOCAL_RECIPES if n != "mae_vit_t_fmnist"]
     assert len(shipped_defended) >= 5 and "mae_vit_t_fmnist_advft" in shipped_defended

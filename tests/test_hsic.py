@@ -6,8 +6,14 @@ import math
 import pytest
 import torch
 
-from benchmark.attacks.hsic import (gaussian_gram, hsic, median_bandwidth, normalized_hsic, normalized_hsic_cca,
-                                    pairwise_sq_dists)
+from benchmark.attacks.hsic import (
+    gaussian_gram,
+    hsic,
+    median_bandwidth,
+    normalized_hsic,
+    normalized_hsic_cca,
+    pairwise_sq_dists,
+)
 
 
 def _hsic_by_hand(xs: list[float], ys: list[float], sx: float, sy: float) -> float:

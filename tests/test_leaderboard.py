@@ -13,10 +13,25 @@ import pytest
 import torch
 
 from benchmark import report
-from benchmark.examples import save_examples
-from benchmark.results import (DOWNSTREAM_COLUMNS, KEPT_COMPLETE, NEW_CHECKPOINT, RECON_COLUMNS, REPLACED,
-                               BoardConflict, EntryError, entry_path, read_entries, validate_entry, write_entry)
-from benchmark.submit import SubmissionError, board_lock, check_board, validate_model
+from benchmark.leaderboard import markdown
+from benchmark.leaderboard import report as writer
+from benchmark.leaderboard.entries import (
+    DOWNSTREAM_COLUMNS,
+    KEPT_COMPLETE,
+    NEW_CHECKPOINT,
+    RECON_COLUMNS,
+    REPLACED,
+    BoardConflict,
+    EntryError,
+    entry_path,
+    read_entries,
+    validate_entry,
+    write_entry,
+)
+from benchmark.leaderboard.examples import save_examples
+from benchmark.leaderboard.lock import BoardLockTimeout, board_lock
+from benchmark.leaderboard.submit import SubmissionError, check_board
+from benchmark.runner.validation import ModelRejected, validate_model
 
 from . import browser
 from .helpers import REPO, tiny_classifier, tiny_mae
@@ -75,7 +90,7 @@ def synthetic_board(tmp_path_factory) -> Path:
             save_examples(out / "cifar10" / "examples" / f"{name}.safetensors", make_examples())
             run["examples"] = {"file": f"examples/{name}.safetensors"}
         write_entry(out, "cifar10", name, make_base(seed), "pgd", run)
-    report.write_reports(out, "cifar10")
+    writer.write_reports(out, "cifar10")
     return out
 
 
@@ -142,7 +157,7 @@ def test_resubmission_policy(tmp_path):
 
 def test_the_lock_serialises_writers(tmp_path):
     with board_lock(tmp_path):
-        with pytest.raises(SubmissionError, match="another run has been writing"):
+        with pytest.raises(BoardLockTimeout, match="another run has been writing"):
             with board_lock(tmp_path, timeout=0.2):
                 pass
 
@@ -164,7 +179,7 @@ def test_validate_model_accepts_a_sound_model_and_refuses_broken_ones():
     flat = tiny_classifier()
     with torch.no_grad():
         flat.head.weight.zero_()      # logits no longer depend on the input: zero gradients
-    with pytest.raises(SubmissionError, match="input gradients are zero for 4 of 4"):
+    with pytest.raises(ModelRejected, match="input gradients are zero for 4 of 4"):
         validate_model(ModelBundle(None, None, flat), _data(), ["downstream"])
     class Noisy(torch.nn.Module):      # a randomised defence: two passes disagree
         def __init__(self):
@@ -173,12 +188,12 @@ def test_validate_model_accepts_a_sound_model_and_refuses_broken_ones():
 
         def forward(self, x):
             return self.inner(x + 0.05 * torch.randn_like(x))
-    with pytest.raises(SubmissionError, match="two forward passes"):
+    with pytest.raises(ModelRejected, match="two forward passes"):
         validate_model(ModelBundle(None, None, Noisy()), _data(), ["downstream"])
     nan = tiny_mae()
     with torch.no_grad():
         next(nan.parameters()).view(-1)[0] = float("inf")
-    with pytest.raises(SubmissionError, match="non-finite values"):
+    with pytest.raises(ModelRejected, match="non-finite values"):
         validate_model(ModelBundle(None, nan, None), _data(), ["reconstruction"])
 
 
@@ -198,20 +213,20 @@ def test_boards_rank_complete_runs_and_list_partial_ones_apart(synthetic_board):
     assert "`masked` ⚠" in ranked and "- `masked`: 16/16 samples with an all-zero input gradient" in text
     assert "⚠" not in (folder / "downstream.md").read_text()  # flagged for the reconstruction target only
     assert (folder / "plots" / "curves_pgd.png").is_file() and (folder / "plots" / "grid_strong.png").is_file()
-    block = report.readme_block(synthetic_board)
+    block = markdown.readme_block(synthetic_board)
     assert block.index("`strong`") < block.index("`weak`") and "`quick`" not in block and "1 partial" in block
 
 
 def test_readme_names_the_partial_runs_of_a_suite_with_nothing_ranked(tmp_path):
     out = tmp_path / "lb"
     write_entry(out, "cifar10", "quick", make_base(1), "pgd", make_run("quick", 40.0, 0.99, n=16, complete=False))
-    block = report.readme_block(out)
+    block = markdown.readme_block(out)
     assert "suite `pgd`: partial runs only (`quick` (n=16))" in block and "| # |" not in block
 
 
 def test_curve_legend_stays_inside_the_figure():
     """Long model names (and the partial marker) must not push legend entries off the PNG's edges."""
-    from benchmark.plots import curves_figure
+    from benchmark.leaderboard.plots import curves_figure
     names = [f"mae_vit_t_fmnist_{s}_advft" for s in ("adversarial", "denoising", "saliency_masking", "mimir")] + ["m"]
     rows = [dict(model=m, suite="pgd", attack=a, norm=n, eps=e, accuracy=0.5, psnr=15.0)
             for m in names for a, n, e in (("none", "none", 0.0), ("pgd", "Linf", 0.1), ("pgd", "Linf", 0.2))]

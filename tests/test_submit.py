@@ -18,7 +18,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from benchmark.results import read_entries, read_entry
+from benchmark.leaderboard.entries import read_entries, read_entry
 
 from .helpers import REPO
 
@@ -125,8 +125,8 @@ def test_submission_lands_in_every_table_the_html_and_the_plots(board, trained):
     for png in ("curves_pgd.png", "grid_tiny_a.png"):
         assert (folder / "plots" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # the curve of the model is in the figure (its legend), not just a file that exists
-    from benchmark.plots import curves_figure
-    from benchmark.report import tidy_frames
+    from benchmark.leaderboard.boards import tidy_frames
+    from benchmark.leaderboard.plots import curves_figure
     fig = curves_figure(*tidy_frames(read_entries(out, DS)), "pgd", {"tiny_a": 8}, DS)
     assert any("tiny_a" in t.get_text() for leg in fig.legends for t in leg.get_texts())
 

@@ -3,9 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from benchmark.attacks.downstream import DOWNSTREAM_ATTACKS
-from benchmark.attacks.reconstruction import RECONSTRUCTION_ATTACKS
-from benchmark.suites import (L2_EPS, LINF_EPS, TARGETS, Cell, describe, format_eps, get_suite, list_suites)
+from benchmark.attacks import DOWNSTREAM_ATTACKS, RECONSTRUCTION_ATTACKS
+from benchmark.suites import L2_EPS, LINF_EPS, TARGETS, Cell, describe, format_eps, get_suite, list_suites
 
 SUITES = ("fgsm", "bim", "pgd", "pgd_l2", "threat", "cw", "autoattack", "adaptive", "full")
 

@@ -7,11 +7,9 @@ from typing import Any, Optional, Union
 
 import torch.nn as nn
 
-from .checkpoints import (CheckpointError, MissingCheckpointError, PathLike, fetch, load_checkpoint,
-                          sha256sum)
+from .checkpoints import CheckpointError, MissingCheckpointError, PathLike, fetch, load_checkpoint, sha256sum
 from .models import build_for_weights
-from .registry import (CheckpointSource, ModelCard, card_from_folder, classifier_hint, encoder_only_hint,
-                       get_card)
+from .registry import CheckpointSource, ModelCard, card_from_folder, classifier_hint, encoder_only_hint, get_card
 
 
 @dataclass

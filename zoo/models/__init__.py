@@ -1,40 +1,44 @@
 """Model families by name: `build(family, **arch)` as timm's `create_model` does for named models."""
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import torch
 import torch.nn as nn
 from timm.models._manipulate import reinit_non_persistent_buffers
 
+from ..registries import Registry, UnknownNameError
 from ._common import ArchError, MIMOutput
 from .beit import BeitForMaskedImageModeling, build_beit
 from .classifier import BeitClassifier, ViTClassifier, build_beit_classifier, build_vit_classifier
 from .mae import MaskedAutoencoderViT, build_mae
 from .simmim import SimMIM, build_simmim
 
-_FAMILIES: dict[str, Callable[..., nn.Module]] = {
-    "mae": build_mae,
-    "simmim": build_simmim,
-    "beit": build_beit,
-    "vit_classifier": build_vit_classifier,
-    "beit_classifier": build_beit_classifier,
-}
+FAMILIES: Registry[Callable[..., nn.Module]] = Registry("model family")
+for _name, _builder in (("mae", build_mae), ("simmim", build_simmim), ("beit", build_beit),
+                        ("vit_classifier", build_vit_classifier), ("beit_classifier", build_beit_classifier)):
+    FAMILIES.register(_name, _builder)
 
 
-def register_family(name: str, builder: Callable[..., nn.Module]) -> None:
-    _FAMILIES[name] = builder
+def register_family(name: str, builder: Callable[..., nn.Module], replace: bool = False) -> None:
+    """Add a model family (a builder taking official-spelled architecture keys plus `mean`/`std`)."""
+    FAMILIES.register(name, builder, replace=replace)
 
 
-def list_families() -> list[str]:
-    return sorted(_FAMILIES)
+def list_families(filter: Optional[str] = None) -> list[str]:
+    return FAMILIES.list(filter, sort=True)
+
+
+def _builder(family: str) -> Callable[..., nn.Module]:
+    try:
+        return FAMILIES.get(family)
+    except UnknownNameError as exc:
+        raise ArchError(str(exc)) from None
 
 
 def build(family: str, **arch: Any) -> nn.Module:
     """Build an untrained model of `family` with official-spelled architecture keys plus `mean`/`std`."""
-    if family not in _FAMILIES:
-        raise ArchError(f"unknown model family '{family}'; known: {', '.join(list_families())}")
-    return _FAMILIES[family](**arch)
+    return _builder(family)(**arch)
 
 
 def _buffers_recomputable(model: nn.Module) -> bool:
@@ -51,7 +55,7 @@ def build_for_weights(family: str, **arch: Any) -> nn.Module:
     """
     try:
         with torch.device("meta"):
-            model = _FAMILIES[family](**arch) if family in _FAMILIES else None
+            model = _builder(family)(**arch)
     except ArchError:
         raise
     except Exception:  # noqa: BLE001 - a builder that cannot run on the meta device: build normally
@@ -64,4 +68,4 @@ def build_for_weights(family: str, **arch: Any) -> nn.Module:
 
 
 __all__ = ["ArchError", "BeitClassifier", "BeitForMaskedImageModeling", "MIMOutput", "MaskedAutoencoderViT", "SimMIM",
-           "ViTClassifier", "build", "build_for_weights", "list_families", "register_family"]
+           "FAMILIES", "ViTClassifier", "build", "build_for_weights", "list_families", "register_family"]

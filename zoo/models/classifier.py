@@ -13,8 +13,16 @@ import torch
 from timm.models.beit import Beit
 from timm.models.vision_transformer import VisionTransformer
 
-from ._common import (BEIT_MEAN, BEIT_STD, IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, InputNormalizer, check_arch,
-                      layer_norm, resolve_stats)
+from ._common import (
+    BEIT_MEAN,
+    BEIT_STD,
+    IMAGENET_DEFAULT_MEAN,
+    IMAGENET_DEFAULT_STD,
+    InputNormalizer,
+    check_arch,
+    layer_norm,
+    resolve_stats,
+)
 
 CLASSIFIER_ARCH_KEYS = ("img_size", "patch_size", "in_chans", "num_classes", "embed_dim", "depth", "num_heads",
                         "mlp_ratio", "qkv_bias", "global_pool")

@@ -14,8 +14,18 @@ from timm.layers.pos_embed_sincos import build_sincos2d_pos_embed
 from timm.models.vision_transformer import Block
 
 from .. import masking
-from ._common import (IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, InputNormalizer, MIMOutput, check_arch,
-                      check_mask, layer_norm, patchify, resolve_stats, unpatchify)
+from ._common import (
+    IMAGENET_DEFAULT_MEAN,
+    IMAGENET_DEFAULT_STD,
+    InputNormalizer,
+    MIMOutput,
+    check_arch,
+    check_mask,
+    layer_norm,
+    patchify,
+    resolve_stats,
+    unpatchify,
+)
 
 MAE_ARCH_KEYS = ("img_size", "patch_size", "in_chans", "embed_dim", "depth", "num_heads", "decoder_embed_dim",
                  "decoder_depth", "decoder_num_heads", "mlp_ratio", "norm_pix_loss", "mask_ratio")

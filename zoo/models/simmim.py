@@ -13,8 +13,16 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .. import masking
-from ._common import (IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, InputNormalizer, MIMOutput, check_arch,
-                      check_mask, patch_mask_to_pixels, resolve_stats)
+from ._common import (
+    IMAGENET_DEFAULT_MEAN,
+    IMAGENET_DEFAULT_STD,
+    InputNormalizer,
+    MIMOutput,
+    check_arch,
+    check_mask,
+    patch_mask_to_pixels,
+    resolve_stats,
+)
 from .beit import BACKBONE_ARCH_KEYS, MaskedBeitBackbone, backbone_kwargs
 
 # encoder_stride is SimMIM's constructor argument; mask_patch_size / mask_ratio its DATA.MASK_* settings.

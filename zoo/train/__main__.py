@@ -32,9 +32,9 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _parser().parse_args(argv)
     if args.list_recipes:
-        from .recipes import _RECIPES
-        rows = [{"name": n, "defenses": _RECIPES[n].defenses, "dataset": _RECIPES[n].dataset,
-                 "runs_here": _RECIPES[n].runs_here, "description": _RECIPES[n].description} for n in list_recipes()]
+        recipes = [get_recipe(n) for n in list_recipes()]
+        rows = [{"name": r.name, "defenses": r.defenses, "dataset": r.dataset, "runs_here": r.runs_here,
+                 "description": r.description} for r in recipes]
         if args.json:
             print(json.dumps([{"name": r["name"], "defenses": r["defenses"]} for r in rows], indent=1))
         else:

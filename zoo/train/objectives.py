@@ -12,6 +12,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from benchmark.training import MIMFGSM, MIMPGD, hsic_normalized
+
 from .. import masking
 from . import defenses as D
 from .recipes import StageConfig
@@ -67,7 +69,6 @@ class MIMPretrainObjective(nn.Module):
         return masking.mask_from_noise(noise, ratio).to(x.device)
 
     def _adversarial(self, x: torch.Tensor, mask: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
-        from benchmark.attacks.reconstruction import MIMFGSM, MIMPGD  # the trainer is an application
         s = self._attack_cfg
         if s["attack"] == "fgsm":
             attack = MIMFGSM(self.model, s["eps"], seed=self.seed)
@@ -89,7 +90,6 @@ class MIMPretrainObjective(nn.Module):
                 clean_out = model.forward_mim(x, mask)
                 terms["clean"] = clean_out.loss
         elif "mimir" in d:
-            from benchmark.attacks.hsic import hsic_normalized
             out = model.forward_mim(x_adv, mask, target=x)
             terms["mim"] = out.loss
             terms["hsic"] = d["mimir"]["hsic_weight"] * hsic_normalized(out.latent.flatten(1), x_adv.flatten(1),

@@ -5,6 +5,8 @@ import copy
 from dataclasses import asdict, dataclass, field
 from typing import Any, Optional
 
+from ..registries import Registry
+
 FMNIST_MEAN, FMNIST_STD = (0.2860,), (0.3530,)
 
 # The embedded default's architecture: a 128-d, 4-block ViT on Fashion-MNIST's native 1 x 28 x 28 (patch 4).
@@ -66,22 +68,20 @@ class Recipe:
         return r
 
 
-_RECIPES: dict[str, Recipe] = {}
+RECIPES: Registry[Recipe] = Registry("recipe")
 
 
-def register_recipe(recipe: Recipe) -> Recipe:
-    _RECIPES[recipe.name] = recipe
-    return recipe
+def register_recipe(recipe: Recipe, replace: bool = False) -> Recipe:
+    return RECIPES.register(recipe.name, recipe, replace=replace)
 
 
-def list_recipes() -> list[str]:
-    return sorted(_RECIPES)
+def list_recipes(filter: Optional[str] = None) -> list[str]:
+    return RECIPES.list(filter, sort=True)
 
 
 def get_recipe(name: str) -> Recipe:
-    if name not in _RECIPES:
-        raise KeyError(f"unknown recipe '{name}'; known: {', '.join(list_recipes())}")
-    return copy.deepcopy(_RECIPES[name])
+    """A copy of the named recipe (UnknownNameError, a KeyError, naming the known ones)."""
+    return copy.deepcopy(RECIPES.get(name))
 
 
 register_recipe(Recipe(

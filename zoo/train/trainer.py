@@ -12,6 +12,8 @@ import torch
 import torch.nn as nn
 from timm.optim import param_groups_layer_decay, param_groups_weight_decay
 
+from benchmark.training import evaluate_quality
+
 from .. import __version__
 from ..checkpoints import load_checkpoint, save_weights
 from ..data import load_dataset
@@ -146,7 +148,6 @@ def train(recipe: Recipe, out: Path, device: torch.device, seed: int = 0, max_st
     }
     write_card(out, card)
     if evaluate and complete:
-        from benchmark.quality import evaluate_quality  # zoo/train is an application: it may use benchmark
         card["metrics"] = evaluate_quality(mim, classifier, recipe.dataset, device=device)
         write_card(out, card)
     return card

@@ -11,8 +11,11 @@ import importlib
 from typing import Any
 
 import torch
+import torch.nn as nn
 
-from .base import DownstreamAttack, batch_seed
+from ..base import batch_seed
+from ..registry import register_attack
+from .base import DownstreamAttack
 
 
 def autoattack_backend() -> tuple[Any, str]:
@@ -26,20 +29,25 @@ def autoattack_backend() -> tuple[Any, str]:
                       "'autoattack' (pip install git+https://github.com/fra31/auto-attack)")
 
 
+@register_attack
 class AutoAttack(DownstreamAttack):
     name = "autoattack"
     float_logits = True
 
+    def __init__(self, model: nn.Module, eps: float, *, norm: str = "Linf", version: str = "standard",
+                 seed: int = 0) -> None:
+        super().__init__(model, eps, norm=norm, seed=seed)
+        self.version = version
+
     def build(self, seed: int, device: torch.device):
         cls, package = autoattack_backend()
-        version = dict(self.cell.params).get("version", "standard")
         if package == "pyautoattack":
-            return cls(self.model, norm=self.cell.norm, eps=self.cell.eps, version=version, seed=seed, device=device)
-        return cls(self.model, norm=self.cell.norm, eps=self.cell.eps, version=version, seed=seed,
-                   device=str(device), verbose=False)
+            return cls(self.model, norm=self.norm, eps=self.eps, version=self.version, seed=seed, device=device)
+        return cls(self.model, norm=self.norm, eps=self.eps, version=self.version, seed=seed, device=str(device),
+                   verbose=False)
 
-    def _attack(self, x, y, sample_ids, seed):
-        aa = self.build(batch_seed(seed, sample_ids), x.device)
+    def forward(self, x, y, sample_ids):
+        aa = self.build(batch_seed(self.seed, sample_ids), x.device)
         if autoattack_backend()[1] == "pyautoattack":
             x_adv, _ = aa.run_standard_evaluation(x, y, batch_size=max(len(x), 1))
         else:

@@ -1,81 +1,24 @@
-"""Base of the downstream attacks: one suite cell -> adversarial images for a classifier, seeded, within budget.
+"""Base of the downstream attacks: untargeted attacks on a classifier (labels = ground truth), within budget.
 
-Each attack (one per file) wraps a library attack (torchattacks, AutoAttack) or, for the adaptive attacks that
-no library has, a hand-written one. `run` draws every random number from torch's RNG seeded by the run's seed
-and the batch's sample ids (batches are fixed by sample id), inside `fork_rng`, so results are reproducible and
-the caller's RNG stream is untouched. `within_budget` maps the raw result into the cell's threat model (CW is a
-minimum-norm attack: a perturbation larger than the budget is not a success, so that sample keeps its clean
-image). The runner checks every batch `within_budget` returns.
+Each attack (one per file) wraps a library attack (torchattacks, AutoAttack) or, for the attacks no library
+has, runs the shared ascent loop (`benchmark.attacks.ascent`). `within_budget` maps an attack's raw result into
+the cell's threat model (CW is a minimum-norm attack: a perturbation larger than the budget is not a success, so
+that sample keeps its clean image). The runner checks every batch `perturb` returns.
 """
 from __future__ import annotations
 
-import contextlib
-from dataclasses import replace
-from typing import Iterator
+from typing import Any, ClassVar
 
 import torch
 import torch.nn as nn
 
-from .._geometry import ascent_direction, clip_to_image, project, random_start
+from .._geometry import clip_to_image, random_start
+from ..ascent import DeltaStep, Evaluation, projected_ascent
+from ..base import Attack
 from ..checks import perturbation_norm
 
-
-def batch_seed(seed: int, sample_ids: torch.Tensor) -> int:
-    """A seed fixed by the run's seed and the batch's sample ids (batches are fixed by sample id)."""
-    ids = sample_ids.tolist()
-    return (seed * 1_000_003 + (ids[0] if ids else 0) * 7919 + len(ids)) % (2 ** 63 - 1)
-
-
-@contextlib.contextmanager
-def seeded(x: torch.Tensor, seed: int) -> Iterator[None]:
-    """torch's RNG seeded with `seed` inside, the caller's RNG state restored afterwards."""
-    devices = [x.device] if x.device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
-        yield
-
-
-def run_seeded(attack, x: torch.Tensor, y: torch.Tensor, sample_ids: torch.Tensor, seed: int) -> torch.Tensor:
-    """Run any `attack(x, y)` (e.g. a torchattacks attack) with torch's RNG seeded from the batch."""
-    with seeded(x, batch_seed(seed, sample_ids)):
-        return attack(x, y)
-
-
-class DownstreamAttack:
-    """An untargeted attack on a classifier (labels = ground truth), built from a suite cell."""
-
-    name = "downstream_attack"
-    eps_independent = False  # True: the raw adversarial images do not depend on the cell's eps (CW)
-    float_logits = False     # True: the model is wrapped in FloatLogits (attack libraries that need float32 logits)
-
-    def __init__(self, model: nn.Module, cell, early_stop: bool = True, start: str = "per_sample") -> None:
-        """`early_stop`: iterative attacks stop on samples already broken (see engine.py); `start`: random
-        starts drawn per sample id ('per_sample') or from torch's RNG as torchattacks does ('torch')."""
-        self.model = FloatLogits(model) if self.float_logits else model
-        self.cell, self.early_stop, self.start = cell, early_stop, start
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.cell.norm}, eps={self.cell.eps:g}, steps={self.cell.steps})"
-
-    def memo_key(self) -> str:
-        """What identifies the raw result across the cells of a run (only used when eps_independent)."""
-        return replace(self.cell, eps=0.0, attack="").key()
-
-    def run(self, x: torch.Tensor, y: torch.Tensor, sample_ids: torch.Tensor, seed: int) -> torch.Tensor:
-        """Raw adversarial images, with every random number drawn from the batch's seed."""
-        with seeded(x, batch_seed(seed, sample_ids)):
-            return self._attack(x, y, sample_ids, seed).detach()
-
-    def within_budget(self, x_adv: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        return x_adv
-
-    def perturb(self, x: torch.Tensor, y: torch.Tensor, sample_ids: torch.Tensor, seed: int) -> torch.Tensor:
-        """`run` then `within_budget`: the images the cell's threat model allows."""
-        return self.within_budget(self.run(x, y, sample_ids, seed), x)
-
-    def _attack(self, x: torch.Tensor, y: torch.Tensor, sample_ids: torch.Tensor, seed: int) -> torch.Tensor:
-        """The attack proper; `seed` is the run's seed (torch's RNG is already seeded from the batch)."""
-        raise NotImplementedError
+__all__ = ["DownstreamAttack", "FloatLogits", "HandwrittenPGD", "TorchattacksAttack", "features_and_logits",
+           "keep_within_l2"]
 
 
 class FloatLogits(nn.Module):
@@ -90,15 +33,35 @@ class FloatLogits(nn.Module):
         return self.model(x).float()
 
 
+class DownstreamAttack(Attack):
+    """An untargeted attack on a classifier returning logits."""
+
+    target = "downstream"
+    eps_independent: ClassVar[bool] = False  # True: the raw adversarial images do not depend on eps (CW)
+    float_logits: ClassVar[bool] = False     # True: the model is wrapped in FloatLogits (libraries needing float32)
+    stops_early: ClassVar[bool] = False      # True: takes `early_stop` (stop attacking samples already broken)
+
+    def __init__(self, model: nn.Module, eps: float, *, norm: str = "Linf", seed: int = 0) -> None:
+        super().__init__(FloatLogits(model) if self.float_logits else model, eps, norm=norm, seed=seed)
+
+    def within_budget(self, x_adv: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """The raw result mapped into the threat model (identity for attacks that stay in their ball)."""
+        return x_adv
+
+    def perturb(self, x: torch.Tensor, y: torch.Tensor, sample_ids: torch.Tensor) -> torch.Tensor:
+        """The attack then `within_budget`: the images the cell's threat model allows."""
+        return self.within_budget(self(x, y, sample_ids), x)
+
+
 class TorchattacksAttack(DownstreamAttack):
-    """A torchattacks attack built from the cell (subclasses say which, with which arguments)."""
+    """A torchattacks attack (subclasses say which, with which arguments, in `build`)."""
 
     float_logits = True
 
     def build(self):
         raise NotImplementedError
 
-    def _attack(self, x, y, sample_ids, seed):
+    def forward(self, x, y, sample_ids):
         return self.build()(x, y)
 
 
@@ -118,44 +81,40 @@ def features_and_logits(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor
 
 
 class HandwrittenPGD(DownstreamAttack):
-    """Projected ascent on a custom objective, for the attacks no library has (the adaptive ones).
+    """PGD on a custom objective, for the attacks no library has (the adaptive ones), in the shared ascent loop.
 
-    Random start per sample id (the run's seed), `cell.steps` steps of `cell.alpha`; a sample is frozen at
-    the first iterate that misclassifies it (that iterate is returned), the others return their last iterate.
+    Random start per sample id; `steps` steps of `alpha` (default 2.5 * eps / steps); a sample is frozen at the
+    first iterate that misclassifies it (that iterate is returned), the others return their last iterate.
+    Frozen samples stay in the batch (unchanged), since an objective may couple the samples of a batch.
     Subclasses give `_context` (computed once on the clean batch) and `_objective` (logits, scalar to ascend).
     """
 
-    def _context(self, x: torch.Tensor, y: torch.Tensor) -> dict:
+    cell_fields = ("steps", "alpha")
+
+    def __init__(self, model: nn.Module, eps: float, *, norm: str = "Linf", steps: int = 20, alpha: float = 0.0,
+                 seed: int = 0) -> None:
+        super().__init__(model, eps, norm=norm, seed=seed)
+        self.steps = int(steps)
+        self.alpha = float(alpha) if alpha else 2.5 * self.eps / max(self.steps, 1)
+
+    def _context(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, Any]:
         return {}
 
     def _objective(self, x_adv: torch.Tensor, y: torch.Tensor, ctx: dict) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
 
-    def _attack(self, x, y, sample_ids, seed):
-        c = self.cell
-        was_training = self.model.training
-        self.model.eval()
-        try:
-            with torch.no_grad():
-                ctx = self._context(x, y)
-            delta = clip_to_image(x, random_start(x, c.eps, c.norm, sample_ids, seed))
-            result = (x + delta).clone()
-            done = torch.zeros(len(x), dtype=torch.bool, device=x.device)
-            for step in range(c.steps + 1):
-                last = step == c.steps
-                with torch.enable_grad() if not last else torch.no_grad():
-                    d = delta.detach().requires_grad_(not last)
-                    logits, scalar = self._objective(x + d, y, ctx)
-                    broken = (logits.argmax(1) != y) & ~done
-                    result[broken] = (x + delta)[broken]
-                    done |= broken
-                    if last or bool(done.all()):
-                        break
-                    grad = torch.autograd.grad(scalar, d)[0]
-                grad[done] = 0
-                delta = project(delta + c.alpha * ascent_direction(grad, c.norm), c.eps, c.norm)
-                delta = clip_to_image(x, delta)
-            result[~done] = (x + delta)[~done]
-            return result
-        finally:
-            self.model.train(was_training)
+    def forward(self, x, y, sample_ids):
+        with torch.no_grad():
+            ctx = self._context(x, y)
+
+        def evaluate(delta: torch.Tensor, rows: torch.Tensor, need_grad: bool) -> Evaluation:
+            with torch.enable_grad() if need_grad else torch.no_grad():
+                d = delta.detach().requires_grad_(need_grad)
+                logits, scalar = self._objective(x + d, y, ctx)
+                grad = torch.autograd.grad(scalar, d)[0] if need_grad else None
+            return Evaluation(success=logits.detach().argmax(1) != y, grad=grad)
+
+        delta = clip_to_image(x, random_start(x, self.eps, self.norm, sample_ids, self.seed))
+        rule = DeltaStep(self.eps, self.alpha, self.norm)
+        delta, _ = projected_ascent(evaluate, x, delta, rule, steps=self.steps, early_stop=True)
+        return x + delta

@@ -11,30 +11,35 @@ Known limit of the tanh parametrisation: pixels exactly at 0 or 1 cannot move.
 """
 from __future__ import annotations
 
+from typing import Sequence, Union
+
 import torch
+import torch.nn as nn
 import torchattacks
 
 from ..checks import perturbation_norm
+from ..registry import register_attack
 from .base import TorchattacksAttack, keep_within_l2
 
 
+@register_attack
 class CW(TorchattacksAttack):
     name = "cw"
+    cell_fields = ("steps",)
     eps_independent = True
 
-    @property
-    def cs(self) -> tuple[float, ...]:
-        c = dict(self.cell.params).get("c", 1.0)
-        return tuple(float(v) for v in (c if isinstance(c, (tuple, list)) else (c,)))
+    def __init__(self, model: nn.Module, eps: float, *, norm: str = "L2", steps: int = 100,
+                 c: Union[float, Sequence[float]] = 1.0, kappa: float = 0.0, lr: float = 0.01, seed: int = 0) -> None:
+        if norm != "L2":
+            raise ValueError("CW is an L2 attack")
+        super().__init__(model, eps, norm=norm, seed=seed)
+        self.steps, self.kappa, self.lr = int(steps), float(kappa), float(lr)
+        self.cs = tuple(float(v) for v in (c if isinstance(c, (tuple, list)) else (c,)))
 
     def build(self, c: float = 1.0) -> torchattacks.Attack:
-        if self.cell.norm != "L2":
-            raise ValueError("CW is an L2 attack")
-        p = dict(self.cell.params)
-        return torchattacks.CW(self.model, c=c, kappa=p.get("kappa", 0.0), steps=self.cell.steps,
-                               lr=p.get("lr", 0.01))
+        return torchattacks.CW(self.model, c=c, kappa=self.kappa, steps=self.steps, lr=self.lr)
 
-    def _attack(self, x, y, sample_ids, seed):
+    def forward(self, x, y, sample_ids):
         best = x.clone()
         best_norm = torch.full((len(x),), float("inf"), device=x.device)
         for c in self.cs:
@@ -47,4 +52,4 @@ class CW(TorchattacksAttack):
         return best
 
     def within_budget(self, x_adv: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        return keep_within_l2(x_adv, x, self.cell.eps)
+        return keep_within_l2(x_adv, x, self.eps)

@@ -6,10 +6,11 @@ misclassifies it. Hand-written (no library has it); random start per sample id.
 """
 from __future__ import annotations
 
-
+from ..registry import register_attack
 from .base import HandwrittenPGD, features_and_logits
 
 
+@register_attack
 class FeaturePGD(HandwrittenPGD):
     name = "feature_pgd"
 

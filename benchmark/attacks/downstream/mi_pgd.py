@@ -8,18 +8,22 @@ per sample id.
 """
 from __future__ import annotations
 
+import torch.nn as nn
 import torch.nn.functional as F
 
 from ..hsic import median_bandwidth, normalized_hsic
+from ..registry import register_attack
 from .base import HandwrittenPGD, features_and_logits
 
 
+@register_attack
 class MIPGD(HandwrittenPGD):
     name = "mi_pgd"
 
-    @property
-    def hsic_weight(self) -> float:
-        return float(dict(self.cell.params).get("hsic_weight", 1.0))
+    def __init__(self, model: nn.Module, eps: float, *, norm: str = "Linf", steps: int = 20, alpha: float = 0.0,
+                 hsic_weight: float = 1.0, seed: int = 0) -> None:
+        super().__init__(model, eps, norm=norm, steps=steps, alpha=alpha, seed=seed)
+        self.hsic_weight = float(hsic_weight)
 
     def _context(self, x, y):
         return {"sigma_features": median_bandwidth(self.model.features(x)), "sigma_input": median_bandwidth(x)}

@@ -15,9 +15,8 @@ up to `max_batch` images per pass).
 """
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
-from typing import Any, Iterator, Optional
+from typing import Any, Optional
 
 import torch
 import torch.nn as nn
@@ -26,13 +25,16 @@ import torch.nn.functional as F
 from zoo.models._common import patch_mask_to_pixels
 
 from .._geometry import ascent_direction, clip_to_image, project, random_start
+from ..ascent import DeltaStep, Evaluation, projected_ascent
+from ..base import Attack, eval_mode
 
 THREATS = ("aware", "agnostic")
 SCOPES = ("all", "visible", "masked")
 _EOT_SEED_OFFSET = 10_000  # EoT masks use seeds the evaluation never uses
 DEFAULT_MAX_BATCH = 512    # images per forward pass when EoT masks are batched together
 
-__all__ = ["MIMAttack", "SCOPES", "THREATS", "ascent_direction", "mim_attack_loss", "project", "random_start"]
+__all__ = ["MIMAttack", "SCOPES", "THREATS", "ascent_direction", "eval_mode", "mim_attack_loss", "project",
+           "random_start"]
 
 
 def mim_attack_loss(model: nn.Module, x_adv: torch.Tensor, x_clean: torch.Tensor, mask: torch.Tensor,
@@ -63,49 +65,27 @@ class _MaskGroup:
     ctx: dict[str, Any]      # whatever the objective precomputes on the clean batch (tokens, features, ...)
 
 
-@contextlib.contextmanager
-def eval_mode(model: nn.Module) -> Iterator[None]:
-    """Attack a model in eval mode (no dropout / drop-path), restoring its mode afterwards."""
-    was_training = model.training
-    model.eval()
-    try:
-        yield
-    finally:
-        model.train(was_training)
-
-
-class MIMAttack:
-    """Projected gradient ascent on a MIM loss; FGSM, BIM and PGD are settings of it."""
+class MIMAttack(Attack):
+    """Projected gradient ascent on a MIM loss in the shared ascent loop; FGSM, BIM and PGD are settings of it."""
 
     name = "mim_attack"
+    target = "reconstruction"
+    cell_fields = ("steps", "alpha", "threat", "scope", "eot_samples")
 
-    def __init__(self, model: nn.Module, eps: float, norm: str = "Linf", steps: int = 10,
-                 alpha: Optional[float] = None, random_start: bool = True, threat: str = "aware",
-                 scope: str = "all", eot_samples: int = 1, seed: int = 0, keep_best: bool = True,
-                 max_batch: int = DEFAULT_MAX_BATCH) -> None:
-        if norm not in ("Linf", "L2"):
-            raise ValueError(f"unknown norm '{norm}'")
+    def __init__(self, model: nn.Module, eps: float, *, norm: str = "Linf", steps: int = 10, alpha: float = 0.0,
+                 random_start: bool = True, threat: str = "aware", scope: str = "all", eot_samples: int = 1,
+                 seed: int = 0, keep_best: bool = True, max_batch: int = DEFAULT_MAX_BATCH) -> None:
+        """`alpha` 0: 2.5 * eps / steps; `keep_best`: return each sample's iterate of highest loss (else the last)."""
+        super().__init__(model, eps, norm=norm, seed=seed)
         if threat not in THREATS or scope not in SCOPES:
             raise ValueError(f"threat must be one of {THREATS}, scope one of {SCOPES}")
         if threat == "agnostic" and scope != "all":
             raise ValueError("a mask-agnostic attacker does not know which patches are visible: scope must be 'all'")
-        self.model, self.eps, self.norm, self.steps = model, float(eps), norm, int(steps)
-        self.alpha = float(alpha) if alpha is not None else 2.5 * self.eps / max(self.steps, 1)
+        self.steps = int(steps)
+        self.alpha = float(alpha) if alpha else 2.5 * self.eps / max(self.steps, 1)
         self.random_start, self.threat, self.scope = random_start, threat, scope
         self.eot_samples = max(int(eot_samples), 1) if threat == "agnostic" else 1
-        self.seed, self.keep_best, self.max_batch = seed, keep_best, int(max_batch)
-
-    @classmethod
-    def from_cell(cls, model: nn.Module, cell, seed: int = 0) -> "MIMAttack":
-        """The attack a suite cell describes (see benchmark.suites.Cell)."""
-        kwargs: dict[str, Any] = dict(norm=cell.norm, threat=cell.threat, scope=cell.scope,
-                                      eot_samples=cell.eot_samples, seed=seed)
-        kwargs.update(cls._cell_kwargs(cell))
-        return cls(model, cell.eps, **kwargs)
-
-    @classmethod
-    def _cell_kwargs(cls, cell) -> dict[str, Any]:
-        return dict(steps=cell.steps, alpha=cell.alpha, **dict(cell.params))
+        self.keep_best, self.max_batch = keep_best, int(max_batch)
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(eps={self.eps:g}, norm={self.norm}, steps={self.steps}, "
@@ -177,41 +157,17 @@ class MIMAttack:
                 delta = project(delta * scope, self.eps, self.norm)
         return clip_to_image(x, delta)
 
-    def _step(self, x: torch.Tensor, delta: torch.Tensor, grad: torch.Tensor, alpha,
-              scope: Optional[torch.Tensor]) -> torch.Tensor:
-        """One projected ascent step of size alpha (a float, or one value per sample)."""
-        if scope is not None:
-            grad = grad * scope
-        if torch.is_tensor(alpha):
-            alpha = alpha.view(-1, *([1] * (x.dim() - 1)))
-        delta = project(delta + alpha * ascent_direction(grad, self.norm), self.eps, self.norm)
-        return clip_to_image(x, delta)
-
-    def __call__(self, x: torch.Tensor, mask: torch.Tensor, sample_ids: torch.Tensor) -> torch.Tensor:
-        return self.forward(x, mask, sample_ids)
-
     def forward(self, x: torch.Tensor, mask: torch.Tensor, sample_ids: torch.Tensor) -> torch.Tensor:
         """Adversarial images for clean images `x` (in [0, 1]) under the evaluation `mask`."""
-        x = x.detach()
-        with eval_mode(self.model):
-            scope = self._scope_pixels(x, mask)
-            groups = self._groups(x, mask, sample_ids)
-            delta = self._init_delta(x, sample_ids, scope)
-            best_delta, best = delta.clone(), None
-            for step in range(self.steps + 1):
-                last = step == self.steps
-                if last and not self.keep_best:
-                    break
-                value, grad = self._evaluate(delta, x, groups, need_grad=not last)
-                if self.keep_best:
-                    if best is None:
-                        best = value.clone()
-                    else:
-                        better = value > best
-                        best = torch.where(better, value, best)
-                        best_delta[better] = delta[better]
-                if last:
-                    break
-                delta = self._step(x, delta, grad, self.alpha, scope)
-        final = best_delta if self.keep_best else delta
-        return (x + final).clamp(0, 1).detach()
+        scope = self._scope_pixels(x, mask)
+        groups = self._groups(x, mask, sample_ids)
+        delta = self._init_delta(x, sample_ids, scope)
+
+        def evaluate(d: torch.Tensor, rows: torch.Tensor, need_grad: bool) -> Evaluation:
+            value, grad = self._evaluate(d, x, groups, need_grad=need_grad)
+            return Evaluation(value=value, grad=grad)
+
+        rule = DeltaStep(self.eps, self.alpha, self.norm, scope)
+        delta, _ = projected_ascent(evaluate, x, delta, rule, steps=self.steps,
+                                    keep="best" if self.keep_best else "last")
+        return (x + delta).clamp(0, 1)

@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from ..registry import register_attack
 from .base import MIMAttack
 
 
@@ -27,13 +28,12 @@ def feature_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a - b).pow(2).flatten(1).mean(1)
 
 
+@register_attack
 class MIMFeaturePGD(MIMAttack):
     name = "feature_pgd"
 
-    def __init__(self, model, eps: float, norm: str = "Linf", steps: int = 20, alpha: float | None = None,
-                 **kwargs) -> None:
-        kwargs.pop("random_start", None)
-        super().__init__(model, eps, norm=norm, steps=steps, alpha=alpha, random_start=True, **kwargs)
+    def __init__(self, model, eps: float, *, steps: int = 20, **settings) -> None:
+        super().__init__(model, eps, steps=steps, random_start=True, **settings)
 
     def _context(self, x: torch.Tensor, mask: torch.Tensor) -> dict[str, Any]:
         with torch.no_grad():

@@ -17,16 +17,16 @@ from typing import Any
 import torch
 
 from ..hsic import median_bandwidth, normalized_hsic
+from ..registry import register_attack
 from .base import MIMAttack, token_loss
 
 
+@register_attack
 class MIMMIPGD(MIMAttack):
     name = "mi_pgd"
 
-    def __init__(self, model, eps: float, norm: str = "Linf", steps: int = 20, alpha: float | None = None,
-                 hsic_weight: float = 1.0, **kwargs) -> None:
-        kwargs.pop("random_start", None)
-        super().__init__(model, eps, norm=norm, steps=steps, alpha=alpha, random_start=True, **kwargs)
+    def __init__(self, model, eps: float, *, steps: int = 20, hsic_weight: float = 1.0, **settings) -> None:
+        super().__init__(model, eps, steps=steps, random_start=True, **settings)
         self.hsic_weight = float(hsic_weight)
 
     def _context(self, x: torch.Tensor, mask: torch.Tensor) -> dict[str, Any]:

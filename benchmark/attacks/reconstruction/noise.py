@@ -9,22 +9,22 @@ from __future__ import annotations
 import torch
 
 from .._geometry import clip_to_image, random_start
-from .base import MIMAttack, eval_mode
+from ..registry import register_attack
+from .base import MIMAttack
 
 _NOISE_STREAM = 1000  # streams 1000 + k: the k-th draw of each sample
 
 
+@register_attack
 class MIMRandomNoise(MIMAttack):
     name = "random_noise"
+    cell_fields = ("threat", "scope", "eot_samples")
 
-    def __init__(self, model, eps: float, norm: str = "Linf", samples: int = 8, **kwargs) -> None:
-        for k in ("steps", "alpha", "random_start", "keep_best"):
-            kwargs.pop(k, None)
-        super().__init__(model, eps, norm=norm, steps=samples, alpha=0.0, random_start=True, **kwargs)
+    def __init__(self, model, eps: float, *, samples: int = 8, **settings) -> None:
+        super().__init__(model, eps, steps=samples, random_start=True, **settings)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor, sample_ids: torch.Tensor) -> torch.Tensor:
-        x = x.detach()
-        with eval_mode(self.model), torch.no_grad():
+        with torch.no_grad():
             groups = self._groups(x, mask, sample_ids)
             best, best_delta = None, torch.zeros_like(x)
             for k in range(self.steps):
@@ -34,4 +34,4 @@ class MIMRandomNoise(MIMAttack):
                 better = torch.ones_like(value, dtype=torch.bool) if best is None else value > best
                 best = value if best is None else torch.where(better, value, best)
                 best_delta[better] = delta[better]
-        return (x + best_delta).clamp(0, 1).detach()
+        return (x + best_delta).clamp(0, 1)

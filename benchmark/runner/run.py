@@ -22,13 +22,13 @@ from tqdm.auto import tqdm
 from zoo.bundle import ModelBundle
 from zoo.data import ImageDataset
 
+from .. import metrics as M
+from ..attacks import attack_registry, build_attack
+from ..attacks import gradient_masking as GM
+from ..attacks.checks import check_adversarial
+from ..attacks.reconstruction import MIMRandomNoise, mim_attack_loss
+from ..suites import Cell, Suite
 from . import distributed as D
-from . import metrics as M
-from .attacks import gradient_masking as GM
-from .attacks.checks import check_adversarial
-from .attacks.downstream import build_downstream_attack
-from .attacks.reconstruction import MIMRandomNoise, build_reconstruction_attack, mim_attack_loss
-from .suites import Cell, Suite
 
 RECON_METRICS = ("mse", "psnr", "ssim", "lpips", "psnr_input", "token_agreement")
 # Only when the model can compute them (BEiT with a user-supplied tokenizer); kept in the entry, not the CSV.
@@ -170,7 +170,7 @@ class Runner:
         mim = self.bundle.require("mim")
         x, _, ids = self._load(positions)
         mask = mim.make_mask(ids, seed=self.seed).to(self.device)
-        attack = build_reconstruction_attack(mim, cell, seed=self.seed)
+        attack = build_attack(mim, cell, seed=self.seed)
         x_adv = attack(x, mask, ids)
         check_adversarial(x_adv, x, cell.eps, cell.norm, what=f"{cell.attack} eps {cell.eps:g}")
         return self._recon_record(mim, x, x_adv, mask, ids)
@@ -195,30 +195,32 @@ class Runner:
         todo = standing.nonzero().flatten()
         if len(todo):
             xs, ys = x[todo.to(self.device)], y[todo.to(self.device)]
-            attack = build_downstream_attack(clf, cell, early_stop=self.early_stop)
+            stops_early = attack_registry("downstream").get(cell.impl).stops_early  # --no-early-stop turns it off
+            options = {"early_stop": self.early_stop} if stops_early else {}
+            attack = build_attack(clf, cell, seed=self.seed, **options)
             if attack.eps_independent:  # one raw run per batch serves every budget: the rows of this cell's todo
                 last = not any(attack_family(c) == attack_family(cell) and c.eps > cell.eps for c in self.cells)
-                raw = self._eps_independent_raw(attack, positions, clean, release=last)[todo.to(self.device)]
+                raw = self._eps_independent_raw(attack, cell, positions, clean, release=last)[todo.to(self.device)]
             else:
-                raw = attack.run(xs, ys, ids[todo], self.seed)
+                raw = attack(xs, ys, ids[todo])
             x_adv = attack.within_budget(raw, xs)
             check_adversarial(x_adv, xs, cell.eps, cell.norm, what=f"{cell.attack} eps {cell.eps:g}")
             with torch.inference_mode():
                 robust[todo] = (clf(x_adv).argmax(1) == ys).cpu()
         return {"sample_id": ids.tolist(), "correct": robust.float().tolist()}
 
-    def _eps_independent_raw(self, attack, positions: torch.Tensor, clean: dict[str, list],
+    def _eps_independent_raw(self, attack, cell: Cell, positions: torch.Tensor, clean: dict[str, list],
                              release: bool) -> torch.Tensor:
         """The raw result of an attack whose images do not depend on eps (CW), for the whole batch: computed once
         on the samples correct on clean input (the others keep their clean image) and reused at every budget;
         `release` (the family's largest budget) drops it from memory, so memory stays flat in n."""
-        memo = (attack.memo_key(), self._batch_key(positions))
+        memo = (replace(cell, eps=0.0, attack="").key(), self._batch_key(positions))
         if memo not in self._memo:
             x, y, ids = self._load(positions)
             ok = torch.tensor(clean["correct"], dtype=torch.bool).nonzero().flatten()
             raw = x.clone()
             if len(ok):
-                raw[ok.to(self.device)] = attack.run(x[ok.to(self.device)], y[ok.to(self.device)], ids[ok], self.seed)
+                raw[ok.to(self.device)] = attack(x[ok.to(self.device)], y[ok.to(self.device)], ids[ok])
             self._memo[memo] = raw
         return self._memo.pop(memo) if release else self._memo[memo]
 
@@ -259,7 +261,7 @@ class Runner:
         if len(todo):
             xs, ys = x[todo.to(self.device)], y[todo.to(self.device)]
             cell = Cell("downstream", "square", norm, eps, params=(("n_queries", GM.SQUARE_QUERIES),))
-            x_adv = build_downstream_attack(clf, cell).perturb(xs, ys, ids[todo], self.seed)
+            x_adv = build_attack(clf, cell, seed=self.seed).perturb(xs, ys, ids[todo])
             check_adversarial(x_adv, xs, eps, norm, what=f"square eps {eps:g}")
             with torch.inference_mode():
                 broken[todo] = (clf(x_adv).argmax(1) != ys).cpu()

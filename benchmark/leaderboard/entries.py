@@ -245,7 +245,7 @@ def write_entry(out: Path, dataset: str, model: str, base: dict[str, Any], suite
     """Add (or replace) one suite's run in the model's entry; validated, then written atomically.
 
     Returns the path and what happened (see `merge_run`). The caller serialises concurrent writers
-    (`benchmark.submit.board_lock`).
+    (`benchmark.leaderboard.lock.board_lock`).
     """
     path = entry_path(out, dataset, model)
     existing = read_entry(path) if path.exists() else None

@@ -20,8 +20,8 @@ import pandas as pd  # noqa: E402
 
 from zoo.fileio import atomic_path  # noqa: E402
 
-from .results import safe_name  # noqa: E402
-from .suites import format_eps  # noqa: E402
+from ..suites import format_eps  # noqa: E402
+from .entries import safe_name  # noqa: E402
 
 PLOTS_DIR = "plots"
 _DPI = 100

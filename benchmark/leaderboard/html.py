@@ -11,10 +11,11 @@ from html import escape as _esc
 from pathlib import Path
 from typing import Any
 
-from .report import DESCRIPTIONS, README_TOP, Board, BoardRow
 from zoo.fileio import atomic_write_text
 
-from .results import safe_name
+from .boards import DESCRIPTIONS, Board, BoardRow
+from .entries import safe_name
+from .markdown import README_TOP
 
 _CSS = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0 auto;max-width:1280px;

@@ -9,7 +9,7 @@ from typing import Any
 
 import torch.distributed as dist
 
-from zoo.train.distributed import barrier, init_from_env, is_distributed, rank, world_size
+from zoo.distributed import barrier, init_from_env, is_distributed, rank, world_size
 
 __all__ = ["barrier", "gather_records", "init_from_env", "is_distributed", "rank", "shard", "world_size"]
 

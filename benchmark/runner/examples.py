@@ -1,4 +1,4 @@
-"""A few attacked examples of a run, saved for the reconstruction grid of the reports.
+"""A few attacked examples of a run, for the reconstruction grid of the reports.
 
 After a run, `capture_examples` re-runs ONE reconstruction cell (the middle eps of the suite's main attack) on the
 first k samples and keeps the clean input, the perturbation and both reconstructions. It re-runs the attack
@@ -6,30 +6,23 @@ rather than hooking into the runner because the runner may not attack at all (a 
 cells from the store) and because its attack dispatch is not this module's business; attacks are seeded by sample
 id, so these k images get the perturbation the run gave them (up to float noise of batch composition).
 
-The file (`<dataset>/examples/<model>.safetensors`) holds images as uint8 and the perturbation as fp16, so an
-ImageNet model's grid costs a few MB at most, and the picture can be redrawn without the model.
+`benchmark.leaderboard.examples` saves them beside the entry.
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Optional
 
-import numpy as np
 import torch
 
 from zoo.data import ImageDataset
 from zoo.models._common import patch_mask_to_pixels
 
-from . import metrics as M
-from .attacks.checks import check_adversarial
-from .attacks.reconstruction import RECONSTRUCTION_ATTACKS
-from zoo.fileio import atomic_write_bytes
-
-from .results import safe_name
-from .suites import Cell
+from .. import metrics as M
+from ..attacks import RECONSTRUCTION_ATTACKS, build_attack
+from ..attacks.checks import check_adversarial
+from ..suites import Cell
 
 DEFAULT_K = 4
-EXAMPLES_DIR = "examples"
 
 
 def pick_cell(cells: list[Cell]) -> Optional[Cell]:
@@ -46,14 +39,6 @@ def pick_cell(cells: list[Cell]) -> Optional[Cell]:
     return group[(len(group) - 1) // 2]
 
 
-def _attack(mim, cell: Cell, seed: int):
-    """The cell's reconstruction attack, configured as the runner configures it."""
-    kwargs: dict[str, Any] = dict(threat=cell.threat, scope=cell.scope, eot_samples=cell.eot_samples, seed=seed)
-    if cell.impl != "fgsm":
-        kwargs.update(steps=cell.steps, alpha=cell.alpha)
-    return RECONSTRUCTION_ATTACKS[cell.impl](mim, cell.eps, norm=cell.norm, **kwargs)
-
-
 def capture_examples(mim, data: ImageDataset, cell: Cell, k: int = DEFAULT_K, seed: int = 0,
                      device: torch.device | str = "cpu") -> Optional[dict[str, Any]]:
     """Attack the first k samples with `cell`; None for a model without pixel reconstructions (BEiT)."""
@@ -65,7 +50,7 @@ def capture_examples(mim, data: ImageDataset, cell: Cell, k: int = DEFAULT_K, se
         clean_out = mim.forward_mim(x, mask)
     if clean_out.reconstruction is None:
         return None
-    x_adv = _attack(mim, cell, seed)(x, mask, ids)
+    x_adv = build_attack(mim, cell, seed=seed)(x, mask, ids)
     check_adversarial(x_adv, x, cell.eps, cell.norm, what=f"examples {cell.attack} eps {cell.eps:g}")
     with torch.inference_mode():
         adv_out = mim.forward_mim(x_adv, mask)
@@ -80,38 +65,3 @@ def capture_examples(mim, data: ImageDataset, cell: Cell, k: int = DEFAULT_K, se
         "meta": {"attack": cell.attack, "norm": cell.norm, "eps": float(cell.eps), "cell": cell.key(),
                  "seed": seed},
     }
-
-
-def examples_relpath(model: str) -> str:
-    """Where a model's examples live, relative to the dataset's leaderboard folder."""
-    return f"{EXAMPLES_DIR}/{safe_name(model)}.safetensors"
-
-
-def save_examples(path: Path, ex: dict[str, Any]) -> None:
-    """Write the examples atomically: images as uint8, the perturbation as fp16, the cell in the metadata."""
-    from safetensors.torch import save
-
-    def u8(t: torch.Tensor) -> torch.Tensor:
-        return (t.clamp(0, 1) * 255).round().to(torch.uint8).contiguous()
-
-    tensors = {"clean": u8(ex["clean"]), "recon_clean": u8(ex["recon_clean"]),
-               "recon_attacked": u8(ex["recon_attacked"]), "mask_pixels": u8(ex["mask_pixels"]),
-               "delta": ex["delta"].to(torch.float16).contiguous(),
-               "sample_ids": ex["sample_ids"].to(torch.int64).contiguous(),
-               "psnr_clean": ex["psnr_clean"].float().contiguous(),
-               "psnr_attacked": ex["psnr_attacked"].float().contiguous()}
-    atomic_write_bytes(Path(path), save(tensors, metadata={k: str(v) for k, v in ex["meta"].items()}))
-
-
-def load_examples(path: Path) -> dict[str, Any]:
-    """The saved examples as float numpy arrays in [0, 1] (the perturbation in pixel units) plus their metadata."""
-    from safetensors import safe_open
-    out: dict[str, Any] = {}
-    with safe_open(str(path), framework="pt") as f:
-        meta = dict(f.metadata() or {})
-        for key in f.keys():
-            t = f.get_tensor(key)
-            out[key] = (t.float() / 255).numpy() if t.dtype == torch.uint8 else t.float().numpy()
-    out["sample_ids"] = out["sample_ids"].astype(np.int64)
-    out["meta"] = meta
-    return out
