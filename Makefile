@@ -8,7 +8,7 @@ PY     := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 FMNIST := /usr/share/datasets/fashion-mnist
 
-.PHONY: setup data browser bench test clean
+.PHONY: setup data browser bench test lint clean
 setup: $(VENV)/.installed data
 
 $(VENV)/.installed: setup.cfg pyproject.toml
@@ -39,8 +39,15 @@ browser:
 bench: setup
 	$(PY) run_bench.py
 
+# The architecture contracts (.importlinter) and the linter run first: a layer violation fails the build.
 test: setup browser
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/ruff check .
 	MIMBENCH_REQUIRE_CHROMIUM=$$([ "$$(id -u)" = "0" ] && echo 1 || echo 0) $(PY) -m pytest
+
+lint: setup
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/ruff check .
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -6,8 +6,8 @@ the one module of `benchmark` that `zoo` may import (an import-linter contract s
 """
 from __future__ import annotations
 
-from .attacks.hsic import hsic_normalized
+from .attacks.hsic import normalized_hsic
 from .attacks.reconstruction import MIMFGSM, MIMPGD
 from .runner.quality import evaluate_quality
 
-__all__ = ["MIMFGSM", "MIMPGD", "evaluate_quality", "hsic_normalized"]
+__all__ = ["MIMFGSM", "MIMPGD", "evaluate_quality", "normalized_hsic"]

@@ -45,15 +45,8 @@ def _direct(model, cell):
         return torchattacks.PGD(model, eps=cell.eps, alpha=cell.alpha, steps=cell.steps, random_start=True)
     if cell.impl == "pgd":
         return torchattacks.PGDL2(model, eps=cell.eps, alpha=cell.alpha, steps=cell.steps, random_start=True)
-    def cw(x, y):  # one torchattacks.CW per c, the smallest successful perturbation kept per sample
-        best, best_norm = x.clone(), torch.full((len(x),), float("inf"))
-        for c in p["c"]:
-            adv = torchattacks.CW(model, c=c, kappa=p["kappa"], steps=cell.steps, lr=p["lr"])(x, y)
-            with torch.no_grad():
-                ok = (model(adv).argmax(1) != y) & (perturbation_norm(adv - x, "L2") < best_norm)
-            best[ok], best_norm[ok] = adv[ok], perturbation_norm(adv - x, "L2")[ok]
-        return best
-    return cw
+    (c,) = p["c"]   # one c: exactly torchattacks.CW
+    return torchattacks.CW(model, c=c, kappa=p["kappa"], steps=cell.steps, lr=p["lr"])
 
 
 @pytest.mark.parametrize("suite,attack,norm", [("fgsm", "fgsm", "Linf"), ("bim", "bim", "Linf"),
@@ -61,6 +54,8 @@ def _direct(model, cell):
 def test_equals_a_direct_torchattacks_call(batch, suite, attack, norm):
     clf, x, y, ids = batch
     cell = suite_cell(suite, attack, norm)
+    if attack == "cw":
+        cell = replace(cell, params=tuple((k, (10.0,) if k == "c" else v) for k, v in cell.params))
     options = {"bim": {"early_stop": False}, "pgd": {"early_stop": False, "start": "torch"}}.get(attack, {})
     ours = build_attack(clf, cell, seed=SEED, **options).perturb(x, y, ids)
     torch.manual_seed(batch_seed(SEED, ids))
@@ -111,6 +106,26 @@ def test_autoattack_equals_a_direct_call(batch, norm, eps, index):
         direct = aa.run_standard_evaluation(x, y, bs=len(x))
     torch.testing.assert_close(ours, direct, rtol=0, atol=0)
     check_adversarial(ours, x, eps, norm)
+
+
+def test_cw_keeps_each_samples_smallest_success_over_c(batch):
+    """Over the suite's values of c, a sample is broken when one torchattacks.CW run breaks it, at the smallest
+    L2 norm among the runs that do."""
+    clf, x, y, ids = batch
+    cell = suite_cell("cw", "cw", "L2", index=0)
+    cs = dict(cell.params)["c"]
+    assert len(cs) > 1
+    ours = build_attack(clf, cell, seed=SEED)(x, y, ids)
+    p = dict(cell.params)
+    runs = [torchattacks.CW(clf, c=c, kappa=p["kappa"], steps=cell.steps, lr=p["lr"])(x, y) for c in cs]
+    with torch.no_grad():
+        broken = torch.stack([clf(a).argmax(1) != y for a in runs])
+        ours_broken = clf(ours).argmax(1) != y
+    norms = torch.stack([perturbation_norm(a - x, "L2") for a in runs]).masked_fill(~broken, float("inf"))
+    assert torch.equal(ours_broken, broken.any(0))
+    assert 0 < int(ours_broken.sum())
+    torch.testing.assert_close(perturbation_norm(ours - x, "L2")[ours_broken], norms.min(0).values[ours_broken])
+    assert torch.equal(ours[~ours_broken], x[~ours_broken])
 
 
 def test_cw_counts_only_within_budget(batch):

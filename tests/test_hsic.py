@@ -75,13 +75,6 @@ def test_cca_variant_closed_form():
     assert normalized_hsic_cca(x, y, 1.0, 1.0, eps=e).item() == pytest.approx(expected, rel=1e-5)
 
 
-def test_trainer_alias():
-    """zoo/train's MIMIR defense calls hsic_normalized(latent, x_adv, sigma_x=...)."""
-    from benchmark.attacks.hsic import hsic_normalized
-    z, x = torch.randn(5, 7), torch.randn(5, 3)
-    torch.testing.assert_close(hsic_normalized(z, x, sigma_x=None), normalized_hsic(z, x))
-
-
 def test_differentiable():
     x = torch.randn(6, 3, dtype=torch.float64, requires_grad=True)
     y = torch.randn(6, 2, dtype=torch.float64, requires_grad=True)

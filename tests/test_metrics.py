@@ -94,6 +94,51 @@ def test_lpips_plumbing_with_an_injected_network():
     assert fn(a, a).abs().max() == 0
 
 
+def _lpips_by_hand(net, a, b):
+    """LPIPS as the package's README computes it: 3 channels, inputs in [-1, 1] (here upsampled to 64 x 64)."""
+    a3, b3 = a.expand(-1, 3, -1, -1), b.expand(-1, 3, -1, -1)
+    a3 = torch.nn.functional.interpolate(a3, size=(64, 64), mode="bilinear", align_corners=False)
+    b3 = torch.nn.functional.interpolate(b3, size=(64, 64), mode="bilinear", align_corners=False)
+    with torch.no_grad():
+        return net(a3 * 2 - 1, b3 * 2 - 1).flatten()
+
+
+def _lpips_network(random_backbone: bool):
+    import warnings
+
+    import lpips
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        # the package's own linear calibration weights (lpips/weights/v0.1/alex.pth) always; the AlexNet backbone
+        # is a seeded stand-in unless its real ImageNet weights are in the torch hub cache
+        return lpips.LPIPS(net="alex", pretrained=True, pnet_rand=random_backbone, verbose=False).eval()
+
+
+def test_a_real_lpips_network_through_the_metric():
+    """The metric computes what lpips.LPIPS computes, with the package's calibrated linear layers (backbone: a
+    seeded stand-in; the real backbone is never downloaded or faked at run time)."""
+    net = _lpips_network(random_backbone=True)
+    g = torch.Generator().manual_seed(1)
+    a = torch.rand(4, 1, 28, 28, generator=g)
+    b = (a + 0.2 * torch.randn(4, 1, 28, 28, generator=g)).clamp(0, 1)
+    got = M.wrap_lpips(net)(a, b)
+    torch.testing.assert_close(got, _lpips_by_hand(net, a, b), rtol=1e-5, atol=1e-6)
+    assert (got > 0).all() and torch.equal(M.wrap_lpips(net)(a, a), torch.zeros(4))
+    lin = net.lin0.model[-1].weight
+    assert (lin >= 0).all() and lin.abs().sum() > 0   # the calibrated (non-negative) weights, not a fresh init
+
+
+def test_lpips_with_its_real_backbone_when_it_is_in_the_cache():
+    if not M._alexnet_weights_path().is_file():
+        pytest.skip(f"the AlexNet ImageNet weights are not in {M._alexnet_weights_path().parent} (offline machine)")
+    status = M.load_lpips(allow_download=False)
+    assert status.available
+    net = _lpips_network(random_backbone=False)
+    a, b = torch.rand(2, 1, 28, 28), torch.rand(2, 1, 28, 28)
+    torch.testing.assert_close(status.fn(a, b), _lpips_by_hand(net, a, b))
+
+
 def test_metrics_are_float32_under_bf16_autocast():
     """A bf16 run changes the model's outputs, never the metric arithmetic: same values as outside autocast."""
     g = torch.Generator().manual_seed(0)

@@ -96,9 +96,6 @@ def normalized_hsic(x: torch.Tensor, y: torch.Tensor, sigma_x: Bandwidth = None,
     return (kc * lc).sum() / ((kc * kc).sum() * (lc * lc).sum()).clamp_min(eps).sqrt()
 
 
-hsic_normalized = normalized_hsic  # the name zoo/train's MIMIR defense imports
-
-
 def normalized_hsic_cca(x: torch.Tensor, y: torch.Tensor, sigma_x: Bandwidth = None, sigma_y: Bandwidth = None,
                         eps: float = 1e-5) -> torch.Tensor:
     """tr(Kc (Kc + n eps I)^-1 Lc (Lc + n eps I)^-1): the regularised normalised cross-covariance (HSIC-CCA)."""

@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from benchmark.training import MIMFGSM, MIMPGD, hsic_normalized
+from benchmark.training import MIMFGSM, MIMPGD, normalized_hsic
 
 from .. import masking
 from . import defenses as D
@@ -92,7 +92,7 @@ class MIMPretrainObjective(nn.Module):
         elif "mimir" in d:
             out = model.forward_mim(x_adv, mask, target=x)
             terms["mim"] = out.loss
-            terms["hsic"] = d["mimir"]["hsic_weight"] * hsic_normalized(out.latent.flatten(1), x_adv.flatten(1),
+            terms["hsic"] = d["mimir"]["hsic_weight"] * normalized_hsic(out.latent.flatten(1), x_adv.flatten(1),
                                                                         sigma_x=d["mimir"]["sigma"])
         elif "ensemble_encoding" in d:
             s = d["ensemble_encoding"]
