@@ -17,7 +17,8 @@ def randomise(model: torch.nn.Module, seed: int) -> None:
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, p in model.named_parameters():
-            p.copy_(torch.randn(p.shape, generator=g) * 0.2 + (1.0 if "layernorm" in name and "weight" in name else 0.0))
+            one = 1.0 if "layernorm" in name and "weight" in name else 0.0
+            p.copy_(torch.randn(p.shape, generator=g) * 0.2 + one)
 
 
 def save(model, processor, folder: Path, safe: bool = True) -> Path:

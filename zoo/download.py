@@ -3,8 +3,10 @@
 The bytes grow in a hidden `.NAME.part` beside the target (`fileio.partial_path`); only a complete file whose
 sha256 matches (when one is known) is renamed onto the target (`fileio.promote`), so the cache never holds half a
 file under its final name. A killed or broken download leaves the partial file, which the next call continues
-where the server honours ranges and restarts where it does not. A lock file beside the target keeps two processes
-from growing the same partial file. (Hugging Face Hub files go through huggingface_hub's own downloader: zoo.hub.)
+where the server honours ranges (with `If-Range` on the ETag or Last-Modified the first response gave, so a file
+changed on the server meanwhile restarts instead of being spliced) and restarts where it does not. A lock file
+beside the target keeps two processes from growing the same partial file. (Hugging Face Hub files go through
+huggingface_hub's own downloader: zoo.hub.)
 """
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from typing import Optional, Union
 from filelock import FileLock
 from tqdm.auto import tqdm
 
-from .fileio import partial_path, promote
+from .fileio import atomic_write_text, partial_path, promote
 
 CHUNK = 1 << 20
 TIMEOUT = 60.0  # seconds without a byte before a connection counts as broken
@@ -48,6 +50,17 @@ def lock_path(target: Path) -> Path:
     return target.with_name(f".{target.name}.lock")
 
 
+def _validator_path(part: Path) -> Path:
+    """Beside the partial file: the ETag or Last-Modified of the response it started from (for If-Range)."""
+    return part.with_name(part.name + ".validator")
+
+
+def _discard(part: Path) -> None:
+    for path in (part, _validator_path(part)):
+        if path.exists():
+            path.unlink()
+
+
 def download(url: str, target: Union[str, Path], sha256: Optional[str] = None, progress: bool = True,
              timeout: float = TIMEOUT) -> Path:
     """Download `url` to `target`, resuming a partial file left by an earlier call; returns `target`.
@@ -63,10 +76,11 @@ def download(url: str, target: Union[str, Path], sha256: Optional[str] = None, p
         _grow(url, part, target.name, progress, timeout)
         digest = sha256_of(part)
         if sha256 and digest != sha256.lower():
-            part.unlink()
+            _discard(part)
             raise ChecksumError(f"sha256 {digest} of the download does not match the expected {sha256}; "
                                 f"the download was removed")
         promote(part, target)
+        _discard(part)  # the validator
     return target
 
 
@@ -76,41 +90,49 @@ def _reason(exc: BaseException) -> str:
     return text or type(exc).__name__
 
 
-def _open(url: str, start: int, timeout: float):
+def _open(url: str, start: int, validator: Optional[str], timeout: float):
     headers = {"User-Agent": _USER_AGENT, "Accept-Encoding": "identity"}
     if start:
         headers["Range"] = f"bytes={start}-"
+        if validator:
+            headers["If-Range"] = validator
     return urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout)
 
 
 def _grow(url: str, part: Path, name: str, progress: bool, timeout: float, restarted: bool = False) -> None:
     """Bring `part` to the whole content of `url`, continuing from its current size when the server allows."""
     have = part.stat().st_size if part.is_file() else 0
+    vpath = _validator_path(part)
+    validator = vpath.read_text().strip() if have and vpath.is_file() else None
     try:
-        resp = _open(url, have, timeout)
+        resp = _open(url, have, validator, timeout)
     except urllib.error.HTTPError as exc:
         if exc.code == 416 and have and not restarted:  # range beyond the end: complete already, or a stale file
-            m = _CONTENT_RANGE.match(exc.headers.get("Content-Range", "").replace("*-*", "0-0"))
-            if m and m.group(3) != "*" and int(m.group(3)) == have:
+            m = _CONTENT_RANGE.match(exc.headers.get("Content-Range", "").replace("*", "0-0", 1))
+            if m and int(m.group(3)) == have:
                 return
-            part.unlink()
+            _discard(part)
             return _grow(url, part, name, progress, timeout, restarted=True)
         raise DownloadError(f"HTTP {exc.code} {exc.reason}") from None
     except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
         raise DownloadError(_reason(exc)) from None
     with resp:
-        mode = "wb"
         if have and resp.status == 206:
             m = _CONTENT_RANGE.match(resp.headers.get("Content-Range", ""))
             if not m or int(m.group(1)) != have:  # another range than asked for: start over
                 resp.close()
-                part.unlink()
+                _discard(part)
                 if restarted:
                     raise DownloadError("the server answered a range request with another range")
                 return _grow(url, part, name, progress, timeout, restarted=True)
             mode = "ab"
-        else:
-            have = 0  # 200: the server sends the whole file (no range support): restart
+        else:  # a first request, or 200 to a range request (no range support, or the file changed): from zero
+            have, mode = 0, "wb"
+            fresh = resp.headers.get("ETag") or resp.headers.get("Last-Modified")
+            if fresh and not fresh.startswith("W/"):  # weak ETags may not be used with If-Range
+                atomic_write_text(vpath, fresh)
+            elif vpath.exists():
+                vpath.unlink()
         length = resp.headers.get("Content-Length")
         total = have + int(length) if length and length.isdigit() else None
         got = have
@@ -119,7 +141,7 @@ def _grow(url: str, part: Path, name: str, progress: bool, timeout: float, resta
         try:
             with open(part, mode) as f:
                 while True:
-                    block = resp.read(CHUNK)
+                    block = resp.read1(CHUNK)  # what has arrived, so a kill loses little
                     if not block:
                         break
                     f.write(block)

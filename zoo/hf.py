@@ -186,9 +186,9 @@ def hf_card(folder: PathLike) -> ModelCard:
     family = HF_ARCHITECTURES[arch_name]
     arch = _arch_from_config(family, cfg, folder / "config.json")
     weights = find_weights(folder)
-    common = dict(name=folder.resolve().name, family=family, dataset="imagenet",
-                  preprocessing=_preprocessing(folder, arch), description=f"Hugging Face transformers {arch_name} folder",
-                  local_dir=str(folder))
+    common = dict(name=folder.resolve().name, family=family, dataset="imagenet", local_dir=str(folder),
+                  preprocessing=_preprocessing(folder, arch),
+                  description=f"Hugging Face transformers {arch_name} folder")
     if family in HF_MIM_ARCHITECTURES.values():
         return ModelCard(arch=arch, mim_sources=[CheckpointSource(weights)], classifier_arch=None, **common)
     return ModelCard(arch={}, classifier_arch=arch, classifier_family=family,

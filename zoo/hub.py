@@ -13,13 +13,15 @@ from __future__ import annotations
 import json
 import os
 import re
+import urllib.error
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
 from huggingface_hub import hf_hub_download, snapshot_download
-from huggingface_hub.errors import (EntryNotFoundError, GatedRepoError, HfHubHTTPError, LocalEntryNotFoundError,
-                                    RepositoryNotFoundError, RevisionNotFoundError)
+from huggingface_hub.utils import (EntryNotFoundError, GatedRepoError, HfHubHTTPError, LocalEntryNotFoundError,
+                                   RepositoryNotFoundError, RevisionNotFoundError)
 
 from .checkpoints import CheckpointError, MissingCheckpointError, offline_reason
 
@@ -97,6 +99,22 @@ def cached_revisions(ref: HubRef, cache: Optional[Path] = None) -> dict[str, str
     return found
 
 
+def _unreachable(timeout: float = 5.0) -> Optional[str]:
+    """Why the Hub cannot be reached now (no route, no name resolution), else None; one quick try.
+
+    huggingface_hub retries a failed connection with backoff for about 20 s, warning at each try; a machine that is
+    offline without saying so gets one line instead, and the cache still serves what it holds.
+    """
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
+    try:
+        urllib.request.urlopen(urllib.request.Request(endpoint, method="HEAD"), timeout=timeout).close()
+    except urllib.error.HTTPError:
+        return None  # it answered
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        return f"the Hub is unreachable: {_one_line(getattr(exc, 'reason', exc))}"
+    return None
+
+
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return (text[0][:160] if text else "") or type(exc).__name__
@@ -136,6 +154,8 @@ def snapshot(ref: HubRef, offline: Optional[bool] = None) -> Path:
     """
     cache = hub_cache_dir()
     reason = offline_reason() if offline is None else ("offline" if offline else None)
+    if reason is None:
+        reason = _unreachable()
     local = reason is not None
     common = dict(cache_dir=str(cache), local_files_only=local)
     try:
