@@ -2,12 +2,18 @@
 from __future__ import annotations
 
 import csv
+import fnmatch
+import json
 import os
+import shutil
 
 import pytest
 import torch
+from huggingface_hub.utils import EntryNotFoundError, RepositoryNotFoundError
+from safetensors.torch import load_file, save_file
 
 import zoo
+from zoo import hub as zhub
 from zoo import registry
 from zoo.hub import HubRef, hub_cache_dir, parse_hub_ref
 from zoo.registry import CheckpointSource, ModelCard, hub_source
@@ -214,3 +220,71 @@ def test_run_bench_on_a_hub_model_offline_gives_the_numbers_of_its_folder(offlin
     hub_rows, dir_rows = _rows(tmp_path / "hub_out"), _rows(tmp_path / "dir_out")
     assert len(hub_rows) == 4 and hub_rows == dir_rows
     assert os.environ["HF_HUB_OFFLINE"] == "1"
+
+
+class _FakeHub:
+    """huggingface_hub's two download calls, online, over local folders: what mimbench asks for and in which order."""
+
+    def __init__(self, repos: dict, cache, missing_repo: bool = False) -> None:
+        self.repos, self.cache, self.missing_repo, self.calls = repos, cache, missing_repo, []
+
+    def _snap(self, repo_id):
+        return self.cache / ("models--" + repo_id.replace("/", "--")) / "snapshots" / ("c" * 40)
+
+    def snapshot_download(self, repo_id, *, revision, allow_patterns, cache_dir, local_files_only):
+        assert not local_files_only and cache_dir == str(self.cache)
+        self.calls.append(("snapshot", tuple(allow_patterns)))
+        if self.missing_repo:
+            exc = RepositoryNotFoundError.__new__(RepositoryNotFoundError)
+            Exception.__init__(exc, "404 Client Error: Repository Not Found")
+            raise exc
+        snap = self._snap(repo_id)
+        snap.mkdir(parents=True, exist_ok=True)
+        for f in self.repos[repo_id].iterdir():
+            if any(fnmatch.fnmatch(f.name, pat) for pat in allow_patterns):
+                shutil.copy(f, snap / f.name)
+        return str(snap)
+
+    def hf_hub_download(self, repo_id, filename, *, revision, cache_dir, local_files_only):
+        assert revision == "c" * 40 and not local_files_only
+        self.calls.append(("file", filename))
+        if not (self.repos[repo_id] / filename).is_file():
+            raise EntryNotFoundError(f"404: {filename}")
+        return shutil.copy(self.repos[repo_id] / filename, self._snap(repo_id) / filename)
+
+
+def test_online_only_the_files_mimbench_loads_are_fetched_safetensors_first(hub, tmp_path, monkeypatch):
+    _, folders, _ = hub
+    sharded = tmp_path / "sharded"
+    sharded.mkdir()
+    state = load_file(str(folders["tiny-mae"] / "model.safetensors"))
+    keys = sorted(state)
+    shards = {"model-00001-of-00002.safetensors": keys[:10], "model-00002-of-00002.safetensors": keys[10:]}
+    for name, part in shards.items():
+        save_file({k: state[k] for k in part}, str(sharded / name))
+    (sharded / "model.safetensors.index.json").write_text(json.dumps(
+        {"weight_map": {k: name for name, part in shards.items() for k in part}}))
+    for f in ("config.json", "preprocessor_config.json"):
+        (sharded / f).write_text((folders["tiny-mae"] / f).read_text())
+    for folder in (folders["tiny-beit-mim"], sharded):
+        (folder / "tf_model.h5").write_bytes(b"never fetched")
+    fake = _FakeHub({"o/beit": folders["tiny-beit-mim"], "o/sharded": sharded}, tmp_path / "cache")
+    monkeypatch.setattr(zhub, "snapshot_download", fake.snapshot_download)
+    monkeypatch.setattr(zhub, "hf_hub_download", fake.hf_hub_download)
+    monkeypatch.setattr(zhub, "_unreachable", lambda: None)
+    for var in ("HF_HUB_OFFLINE", "MIMBENCH_OFFLINE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "cache"))
+    bundle = zoo.load_model("hf-hub:o/beit")
+    assert fake.calls == [("snapshot", ("config.json", "preprocessor_config.json", "*.index.json")),
+                          ("file", "model.safetensors"), ("file", "pytorch_model.bin")]
+    assert bundle.files["mim"]["path"].endswith("pytorch_model.bin")
+    fake.calls.clear()
+    bundle = zoo.load_model("hf-hub:o/sharded")
+    assert fake.calls[1] == ("snapshot", tuple(sorted(shards))) and len(fake.calls) == 2
+    direct = zoo.load_model(folders["tiny-mae"]).mim.state_dict()
+    assert all(torch.equal(v, direct[k]) for k, v in bundle.mim.state_dict().items())
+    assert not any(p.name == "tf_model.h5" for p in (tmp_path / "cache").rglob("*"))
+    fake.missing_repo = True
+    with pytest.raises(zoo.CheckpointError, match="hf-hub:o/gone: no such model repository on the Hub"):
+        zoo.load_model("hf-hub:o/gone")

@@ -138,12 +138,11 @@ def _load_part(card: ModelCard, role: str, explicit: Optional[PathLike]):
     return model.eval(), {"path": str(path), "sha256": digest}, None
 
 
-def _hub_card(card: ModelCard, ref: HubRef, folder: Path) -> ModelCard:
+def _hub_card(loaded: HFModel, ref: HubRef, folder: Path) -> ModelCard:
     """A transformers folder's card as loaded from the Hub: named ORG--NAME, its sources pinned to the commit."""
-    pin = dict(page=ref.page, hub=ref.repo_id, revision=folder.name)
+    card, pin = loaded.card, dict(page=ref.page, hub=ref.repo_id, revision=folder.name)
     return replace(card, name=ref.label, local_dir=None,
-                   description=f"{card.description.replace(' folder', '')} from the Hugging Face Hub: "
-                               f"{ref.repo_id}@{folder.name}",
+                   description=f"{loaded.architecture} from the Hugging Face Hub: {ref.repo_id}@{folder.name}",
                    mim_sources=[replace(s, **pin) for s in card.mim_sources],
                    classifier_sources=[replace(s, **pin) for s in card.classifier_sources])
 
@@ -154,7 +153,7 @@ def _transformers_model(name_or_dir: ModelRef) -> HFModel:
         ref = parse_hub_ref(str(name_or_dir))
         folder = snapshot(ref)
         loaded = load_hf_folder(folder)
-        loaded.card = _hub_card(loaded.card, ref, folder)
+        loaded.card = _hub_card(loaded, ref, folder)
         return loaded
     return load_hf_folder(Path(name_or_dir))
 

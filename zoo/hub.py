@@ -24,6 +24,7 @@ from huggingface_hub.utils import (EntryNotFoundError, GatedRepoError, HfHubHTTP
                                    RepositoryNotFoundError, RevisionNotFoundError)
 
 from .checkpoints import CheckpointError, MissingCheckpointError, offline_reason
+from .registry import ModelCard
 
 HUB_PREFIX = "hf-hub:"
 _META_FILES = ["config.json", "preprocessor_config.json", "*.index.json"]
@@ -127,7 +128,9 @@ def _offline_message(ref: HubRef, cache: Path, reason: str) -> str:
                 f"a snapshot there ({folder.name}/snapshots/<commit>/ with refs/main holding <commit>)")
     revision = ref.revision or "main"
     known = cached_revisions(ref, cache)
-    have = ", ".join(f"{k} -> {v[:12]}" if k != v else v[:12] for k, v in known.items()) or "none"
+    named = {k: v for k, v in known.items() if k != v}
+    have = ", ".join([f"{k} -> {v[:12]}" for k, v in named.items()]
+                     + [k[:12] for k, v in known.items() if k == v and v not in named.values()]) or "none"
     return (f"{ref}: revision {revision} is not in the Hugging Face cache {folder} ({reason}; cached revisions: "
             f"{have}): run once online, or pass one of those with @REVISION")
 
@@ -206,7 +209,7 @@ def is_cached(ref: HubRef, cache: Optional[Path] = None) -> bool:
         (folder / name).is_file() for name in _WEIGHTS + _INDEXES)
 
 
-def describe_hub_sources(card) -> str:
+def describe_hub_sources(card: ModelCard) -> str:
     """One `--list-models` clause: the card's Hub sources, their pins, whether cached, and which file they equal."""
     if card.local_dir is not None:
         return ""
