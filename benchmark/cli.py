@@ -33,12 +33,16 @@ def build_parser() -> argparse.ArgumentParser:
                "  python run_bench.py --list-models\n",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default=DEFAULT_MODEL,
-                   help=f"registry name or a folder written by the trainer (default {DEFAULT_MODEL})")
+                   help=f"registry name, a folder written by the trainer, a transformers folder, or a Hugging Face "
+                        f"Hub model hf-hub:ORG/NAME[@REVISION] (default {DEFAULT_MODEL})")
     p.add_argument("--suite", default=None, help="attack suite (default pgd; see --list-suites)")
     p.add_argument("--dataset", default=None, help="evaluation dataset (default: the model card's dataset)")
     p.add_argument("--data-dir", default=None, help="where the dataset lives (when not in its default place)")
     p.add_argument("--checkpoint", default=None, help="MIM checkpoint file to use instead of the card's")
     p.add_argument("--classifier-checkpoint", default=None, help="classifier checkpoint file to use")
+    p.add_argument("--classifier", default=None,
+                   help="a transformers classifier (BeitForImageClassification, ViTForImageClassification) to pair "
+                        "with the model: hf-hub:ORG/NAME[@REVISION] or a folder")
     p.add_argument("--n-examples", type=int, default=None,
                    help=f"evaluate the first N samples of the evaluation set (default {DEFAULT_N_EXAMPLES}; with "
                         f"--submit the whole set, and fewer marks the entry partial)")
@@ -69,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _list_models() -> str:
     from zoo.checkpoints import checkpoint_cache
+    from zoo.hub import describe_hub_sources, hub_cache_dir
     from zoo.registry import get_card, list_models
     width = max(len(n) for n in list_models())
     lines = [f"{'name':<{width}} {'family':<7} {'dataset':<14} files"]
@@ -76,6 +81,7 @@ def _list_models() -> str:
         card = get_card(name)
         parts = []
         for role, sources in (("mim", card.mim_sources), ("classifier", card.classifier_sources)):
+            sources = [s for s in sources if s.hub is None]
             if not sources:
                 continue
             if card.local_dir:
@@ -88,8 +94,9 @@ def _list_models() -> str:
                 where = (str(checkpoint_cache() / src.filename) if present else
                          f"{src.filename} from {src.url}" if src.url else f"{src.filename}, by hand from {src.page}")
             parts.append(f"{role}: {'present' if present else 'missing'} ({where})")
-        lines.append(f"{name:<{width}} {card.family:<7} {card.dataset:<14} " + "; ".join(parts))
-    lines.append(f"\ncache: {checkpoint_cache()} (set MIMBENCH_HOME to move it)")
+        parts.append(describe_hub_sources(card))
+        lines.append(f"{name:<{width}} {card.family:<7} {card.dataset:<14} " + "; ".join(p for p in parts if p))
+    lines.append(f"\ncache: {checkpoint_cache()} (set MIMBENCH_HOME to move it); Hugging Face cache: {hub_cache_dir()}")
     return "\n".join(lines)
 
 
@@ -272,7 +279,8 @@ def load_inputs(args: argparse.Namespace, plan: Plan) -> Inputs:
     from .suites import get_suite, standard_suite
 
     try:
-        bundle = load_model(args.model, checkpoint=args.checkpoint, classifier_checkpoint=args.classifier_checkpoint)
+        bundle = load_model(args.model, checkpoint=args.checkpoint, classifier_checkpoint=args.classifier_checkpoint,
+                            classifier=args.classifier)
     except KeyError as exc:
         raise UsageError(exc.args[0]) from None
     except CheckpointError as exc:

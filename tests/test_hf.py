@@ -5,65 +5,28 @@ import json
 
 import pytest
 import torch
-import transformers
 
 import zoo
 
+from . import hf_models as H
+from .hf_models import MEAN
+from .hf_models import pixels as _pixels
+
 TOL = 1e-5
-MEAN, STD = [0.4, 0.5, 0.6], [0.2, 0.3, 0.25]
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def _randomise(model: torch.nn.Module, seed: int) -> None:
-    """Random values in every tensor (biases, layer scales, ...), so that no mapping error can hide behind a 0 or 1."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            p.copy_(torch.randn(p.shape, generator=g) * 0.2 + (1.0 if "layernorm" in name and "weight" in name else 0.0))
-
-
-def _save(model, processor, folder, safe: bool = True):
-    model.save_pretrained(folder)
-    processor.save_pretrained(folder)
-    if not safe:  # the pytorch_model.bin of older transformers versions (a pickled state dict)
-        from safetensors.torch import load_file
-        torch.save(load_file(str(folder / "model.safetensors")), folder / "pytorch_model.bin")
-        (folder / "model.safetensors").unlink()
-    return folder
-
-
-def _pixels(x01: torch.Tensor) -> torch.Tensor:
-    return (x01 - torch.tensor(MEAN).view(1, 3, 1, 1)) / torch.tensor(STD).view(1, 3, 1, 1)
-
-
 @pytest.fixture(scope="module")
 def hf_mae(tmp_path_factory):
-    torch.manual_seed(0)
-    cfg = transformers.ViTMAEConfig(image_size=32, patch_size=4, hidden_size=32, num_hidden_layers=2,
-                                    num_attention_heads=2, intermediate_size=64, decoder_hidden_size=16,
-                                    decoder_num_hidden_layers=1, decoder_num_attention_heads=2,
-                                    decoder_intermediate_size=32, layer_norm_eps=0.05, norm_pix_loss=True)
-    model = transformers.ViTMAEForPreTraining(cfg).eval()
-    _randomise(model, 1)
-    proc = transformers.ViTImageProcessor(size={"height": 32, "width": 32}, image_mean=MEAN, image_std=STD,
-                                          resample=3)
-    return model, _save(model, proc, tmp_path_factory.mktemp("hf_mae"))
+    folder = tmp_path_factory.mktemp("hf_mae")
+    return H.vitmae(folder), folder
 
 
 @pytest.fixture(scope="module")
 def hf_beit(tmp_path_factory):
-    torch.manual_seed(0)
-    cfg = transformers.BeitConfig(image_size=32, patch_size=4, hidden_size=32, num_hidden_layers=2,
-                                  num_attention_heads=2, intermediate_size=64, vocab_size=40, use_mask_token=True,
-                                  use_shared_relative_position_bias=True, use_relative_position_bias=True,
-                                  use_absolute_position_embeddings=True, layer_scale_init_value=0.1,
-                                  layer_norm_eps=0.05)
-    model = transformers.BeitForMaskedImageModeling(cfg).eval()
-    _randomise(model, 2)
-    proc = transformers.BeitImageProcessor(size={"height": 32, "width": 32}, do_center_crop=False, image_mean=MEAN,
-                                           image_std=STD)
-    return model, _save(model, proc, tmp_path_factory.mktemp("hf_beit"), safe=False)
+    folder = tmp_path_factory.mktemp("hf_beit")
+    return H.beit_mim(folder, safe=False), folder
 
 
 def test_vitmae_folder_matches_transformers(hf_mae):
@@ -102,8 +65,9 @@ def test_hf_folder_refusals(hf_beit, tmp_path):
     bad = tmp_path / "bad"
     bad.mkdir()
     cfg = json.loads((folder / "config.json").read_text())
-    (bad / "config.json").write_text(json.dumps(dict(cfg, architectures=["BeitForImageClassification"])))
-    with pytest.raises(zoo.CheckpointError, match="mimbench loads ViTMAEForPreTraining and BeitForMaskedImageModeling"):
+    (bad / "config.json").write_text(json.dumps(dict(cfg, architectures=["BeitForSemanticSegmentation"])))
+    with pytest.raises(zoo.CheckpointError, match="mimbench loads ViTMAEForPreTraining, BeitForMaskedImageModeling, "
+                                                  "BeitForImageClassification and ViTForImageClassification"):
         zoo.load_model(bad)
     (bad / "config.json").write_text(json.dumps(cfg))
     (bad / "pytorch_model.bin").write_bytes((folder / "pytorch_model.bin").read_bytes())

@@ -5,7 +5,6 @@ Official files (`{'model': state_dict}`), bare state dicts and safetensors all l
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import pickle
 import warnings
@@ -16,7 +15,9 @@ from typing import Callable, Iterable, Mapping, Optional, Union
 import torch
 import torch.nn as nn
 
-from .fileio import atomic_path
+from .download import ChecksumError, DownloadError, sha256_of
+from .download import download as download_url
+from .fileio import atomic_path, partial_path
 
 PathLike = Union[str, os.PathLike]
 
@@ -29,12 +30,7 @@ class CheckpointError(RuntimeError):
     """A checkpoint file that cannot be used as it is: unreadable, unsafe, or not matching the model."""
 
 
-def sha256sum(path: PathLike, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(chunk), b""):
-            h.update(block)
-    return h.hexdigest()
+sha256sum = sha256_of  # the hash an entry records for every checkpoint file
 
 
 def read_state_dict(path: PathLike) -> dict[str, torch.Tensor]:
@@ -153,12 +149,20 @@ def checkpoint_cache() -> Path:
     return cache_dir() / "checkpoints"
 
 
-def _offline() -> bool:
-    return os.environ.get("MIMBENCH_OFFLINE", "") not in ("", "0")
+def offline_reason() -> Optional[str]:
+    """Why no download may be tried now (MIMBENCH_OFFLINE or HF_HUB_OFFLINE set), else None; read at call time."""
+    for var in ("MIMBENCH_OFFLINE", "HF_HUB_OFFLINE"):
+        if os.environ.get(var, "").strip().lower() not in ("", "0", "false", "no", "off"):
+            return f"offline: {var}={os.environ[var]}"
+    return None
 
 
 def fetch(source, cache: Optional[Path] = None, download: bool = True) -> Path:
-    """Path of `source` in the cache, downloading it (progress bar, sha256-checked) when it is missing."""
+    """Path of `source` in the cache, downloading it when missing (resumable, progress bar, sha256-checked).
+
+    Only a whole, checked file ever appears at the cache path; otherwise MissingCheckpointError says in one line
+    what failed, the URL and where to put the file by hand.
+    """
     cache = cache or checkpoint_cache()
     target = cache / source.filename
     if target.is_file():
@@ -167,21 +171,16 @@ def fetch(source, cache: Optional[Path] = None, download: bool = True) -> Path:
         where = f" from {source.page}" if source.page else ""
         raise MissingCheckpointError(f"{source.filename} is not downloadable directly: get it{where} and put it at "
                                      f"{target} (or pass its path with --checkpoint/--classifier-checkpoint)")
-    reason = "offline mode (MIMBENCH_OFFLINE)" if _offline() or not download else None
-    if reason is None:
-        from torch.hub import download_url_to_file
-        cache.mkdir(parents=True, exist_ok=True)
-        try:
-            download_url_to_file(source.url, str(target), progress=True)
-        except Exception as exc:  # URLError, HTTPError, timeouts: all mean "not available now"
-            reason = str(getattr(exc, "reason", exc)).splitlines()[0][:120] or exc.__class__.__name__
+    by_hand = f"download {source.url} and put it at {target}"
+    reason = offline_reason() if download else "not the first source: only looked up in the cache"
     if reason is not None:
-        raise MissingCheckpointError(f"{source.filename} not found and not downloadable ({reason}): download "
-                                     f"{source.url} and put it at {target}")
-    if source.sha256:
-        digest = sha256sum(target)
-        if digest != source.sha256:
-            target.unlink()
-            raise CheckpointError(f"{source.filename}: sha256 {digest} does not match the published "
-                                  f"{source.sha256}; the download was removed")
+        raise MissingCheckpointError(f"{source.filename} is not in the cache ({reason}): {by_hand}")
+    try:
+        download_url(source.url, target, sha256=source.sha256)
+    except DownloadError as exc:
+        resume = " (run again to resume the partial download)" if partial_path(target).is_file() else ""
+        raise MissingCheckpointError(f"{source.filename}: download failed ({exc}){resume}; or {by_hand}") from None
+    except ChecksumError as exc:
+        raise CheckpointError(f"{source.filename} from {source.url}: {exc}") from None
     return target
+

@@ -3,6 +3,8 @@
 A file is written to a temporary name beside its target, flushed to disk, given the permissions the umask
 allows (as `open` would; `tempfile` alone would leave 0600) and renamed onto the target, so a reader sees the
 old file or the new one, never half of one, and a crash leaves at most a hidden `.NAME.*.tmp*` file behind.
+A download that must survive a kill writes to the stable hidden `partial_path` instead (so that the next run can
+resume it) and `promote`s it onto the target once it is complete and checked.
 """
 from __future__ import annotations
 
@@ -14,7 +16,8 @@ from typing import Iterator, Union
 
 PathLike = Union[str, os.PathLike]
 
-__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "default_file_mode"]
+__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "default_file_mode", "partial_path",
+           "promote"]
 
 
 def default_file_mode() -> int:
@@ -29,6 +32,20 @@ def _temporary_name(path: Path) -> Path:
     return path.with_name(f".{path.stem}.{secrets.token_hex(4)}.tmp{path.suffix}")
 
 
+def partial_path(path: PathLike) -> Path:
+    """The stable hidden name beside `path` that a resumable download grows (`.NAME.part`), never read as `path`."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.part")
+
+
+def promote(tmp: PathLike, path: PathLike) -> None:
+    """Make the finished file `tmp` the content of `path`: flushed to disk, umask permissions, one atomic rename."""
+    with open(tmp, "rb") as f:
+        os.fsync(f.fileno())
+    os.chmod(tmp, default_file_mode())
+    os.replace(tmp, path)
+
+
 @contextlib.contextmanager
 def atomic_path(path: PathLike) -> Iterator[Path]:
     """A temporary path to write `path`'s new content to; it replaces `path` when the block ends without error.
@@ -40,10 +57,7 @@ def atomic_path(path: PathLike) -> Iterator[Path]:
     tmp = _temporary_name(path)
     try:
         yield tmp
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.chmod(tmp, default_file_mode())
-        os.replace(tmp, path)
+        promote(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()

@@ -1,25 +1,31 @@
 """Hugging Face transformers folders of the published models, loaded by key mapping (transformers not needed).
 
-Supported: `ViTMAEForPreTraining` (MAE) and `BeitForMaskedImageModeling` (BEiT) folders as `save_pretrained`
-writes them: `config.json` (architecture, `layer_norm_eps` included), `model.safetensors` or
-`pytorch_model.bin` (or their sharded index), and `preprocessor_config.json` (the normalisation, which
-mimbench applies inside the model). The weights are renamed to the official layout and loaded strictly, so
-the model computes what transformers computes from the same folder.
+Supported: `ViTMAEForPreTraining` (MAE) and `BeitForMaskedImageModeling` (BEiT) folders, which load as a bundle's
+MIM model, and `BeitForImageClassification` / `ViTForImageClassification` folders, which load as its classifier
+(family `beit_classifier` / `vit_classifier`), as `save_pretrained` writes them: `config.json` (architecture,
+`layer_norm_eps` included), `model.safetensors` or `pytorch_model.bin` (or their sharded index), and
+`preprocessor_config.json` (the normalisation, which mimbench applies inside the model). The weights are renamed
+to the official layout and loaded strictly, so the model computes what transformers computes from the same folder.
 """
 from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
 import torch
+import torch.nn as nn
 
 from .checkpoints import CheckpointError, PathLike, apply_state_dict, read_state_dict, sha256sum
 from .models import build_for_weights
-from .registry import CheckpointSource, ModelCard
+from .registry import CheckpointSource, ModelCard, with_stats
 
-HF_ARCHITECTURES = {"ViTMAEForPreTraining": "mae", "BeitForMaskedImageModeling": "beit"}
+HF_MIM_ARCHITECTURES = {"ViTMAEForPreTraining": "mae", "BeitForMaskedImageModeling": "beit"}
+HF_CLASSIFIER_ARCHITECTURES = {"BeitForImageClassification": "beit_classifier",
+                               "ViTForImageClassification": "vit_classifier"}
+HF_ARCHITECTURES = {**HF_MIM_ARCHITECTURES, **HF_CLASSIFIER_ARCHITECTURES}
 _MODEL_TYPES = {"vit_mae": "ViTMAEForPreTraining", "beit": "BeitForMaskedImageModeling"}
 _WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
                  "pytorch_model.bin.index.json")
@@ -34,7 +40,11 @@ _CONFIG_DEFAULTS = {
                  vocab_size=8192, use_mask_token=False, use_absolute_position_embeddings=False,
                  use_relative_position_bias=False, use_shared_relative_position_bias=False,
                  layer_scale_init_value=0.1, use_mean_pooling=True),
+    "vit_classifier": dict(image_size=224, patch_size=16, num_channels=3, hidden_size=768, num_hidden_layers=12,
+                           num_attention_heads=12, intermediate_size=3072, hidden_act="gelu", layer_norm_eps=1e-12,
+                           qkv_bias=True),
 }
+_CONFIG_DEFAULTS["beit_classifier"] = _CONFIG_DEFAULTS["beit"]
 _PIL_RESAMPLE = {0: "nearest", 1: "lanczos", 2: "bilinear", 3: "bicubic", 4: "box", 5: "hamming"}
 
 
@@ -56,8 +66,23 @@ def _architecture(cfg: dict[str, Any], path: Path) -> str:
     for name in names:
         if name in HF_ARCHITECTURES:
             return name
+    known = list(HF_ARCHITECTURES)
     raise CheckpointError(f"{path}: a Hugging Face {', '.join(names) or cfg.get('model_type', 'unknown')} model; "
-                          f"mimbench loads {' and '.join(HF_ARCHITECTURES)} folders")
+                          f"mimbench loads {', '.join(known[:-1])} and {known[-1]} folders")
+
+
+def hf_architecture(folder: PathLike) -> str:
+    """The supported transformers architecture a folder's config.json names (CheckpointError otherwise)."""
+    path = Path(folder) / "config.json"
+    return _architecture(_read_json(path), path)
+
+
+def _num_classes(cfg: dict[str, Any], path: Path) -> int:
+    labels = cfg.get("id2label")
+    n = len(labels) if isinstance(labels, dict) and labels else cfg.get("num_labels", 2)
+    if not isinstance(n, int) or n < 1:
+        raise CheckpointError(f"{path}: no number of classes (id2label or num_labels)")
+    return n
 
 
 def _mlp_ratio(hidden: int, intermediate: int, what: str, path: Path) -> float:
@@ -92,6 +117,15 @@ def _arch_from_config(family: str, cfg: dict[str, Any], path: Path) -> dict[str,
         arch.update(decoder_embed_dim=int(c["decoder_hidden_size"]), decoder_depth=int(c["decoder_num_hidden_layers"]),
                     decoder_num_heads=int(c["decoder_num_attention_heads"]), norm_pix_loss=bool(c["norm_pix_loss"]),
                     mask_ratio=float(c["mask_ratio"]))
+    elif family == "vit_classifier":  # ViTForImageClassification: class token after the final LayerNorm
+        arch.update(num_classes=_num_classes(c, path), qkv_bias=bool(c["qkv_bias"]), global_pool=False)
+    elif family == "beit_classifier":  # mean pooling + pooler LayerNorm, or the class token after a final LayerNorm
+        arch.update(num_classes=_num_classes(c, path), qkv_bias=True,
+                    init_values=float(c["layer_scale_init_value"]) or None,
+                    use_abs_pos_emb=bool(c["use_absolute_position_embeddings"]),
+                    use_rel_pos_bias=bool(c["use_relative_position_bias"]),
+                    use_shared_rel_pos_bias=bool(c["use_shared_relative_position_bias"]),
+                    use_mean_pooling=bool(c["use_mean_pooling"]))
     else:
         if not c["use_mask_token"]:
             raise CheckpointError(f"{path}: use_mask_token=false; masked image modelling needs BEiT's mask token")
@@ -141,19 +175,33 @@ def _preprocessing(folder: Path, arch: dict[str, Any]) -> dict[str, Any]:
 
 
 def hf_card(folder: PathLike) -> ModelCard:
-    """The card of a Hugging Face folder: architecture from config.json, preprocessing from the processor."""
+    """The card of a Hugging Face folder: architecture from config.json, preprocessing from the processor.
+
+    A MIM folder fills the card's MIM side; a classifier folder (family `beit_classifier` / `vit_classifier`)
+    only its classifier side (`arch` empty, no MIM source).
+    """
     folder = Path(folder)
     cfg = _read_json(folder / "config.json")
     arch_name = _architecture(cfg, folder / "config.json")
     family = HF_ARCHITECTURES[arch_name]
     arch = _arch_from_config(family, cfg, folder / "config.json")
+    weights = find_weights(folder)
+    common = dict(name=folder.resolve().name, family=family, dataset="imagenet", local_dir=str(folder),
+                  preprocessing=_preprocessing(folder, arch),
+                  description=f"Hugging Face transformers {arch_name} folder")
+    if family in HF_MIM_ARCHITECTURES.values():
+        return ModelCard(arch=arch, mim_sources=[CheckpointSource(weights)], classifier_arch=None, **common)
+    return ModelCard(arch={}, classifier_arch=arch, classifier_family=family,
+                     classifier_sources=[CheckpointSource(weights)], **common)
+
+
+def find_weights(folder: PathLike) -> str:
+    """The weights file of a transformers folder: safetensors first, then pytorch_model.bin (or a shard index)."""
+    folder = Path(folder)
     weights = next((f for f in _WEIGHT_FILES if (folder / f).is_file()), None)
     if weights is None:
         raise CheckpointError(f"{folder}: no weights ({' or '.join(_WEIGHT_FILES[::2])})")
-    return ModelCard(name=folder.resolve().name, family=family, arch=arch, dataset="imagenet",
-                     preprocessing=_preprocessing(folder, arch), mim_sources=[CheckpointSource(weights)],
-                     classifier_arch=None, description=f"Hugging Face transformers {arch_name} folder",
-                     local_dir=str(folder))
+    return weights
 
 
 # -- weights: transformers names -> official names ----------------------------------------------------------
@@ -183,7 +231,17 @@ _TOP = {
              ("beit.encoder.relative_position_bias.", "rel_pos_bias."),
              ("beit.shared_position_bias.", "rel_pos_bias."),
              ("layernorm.", "norm."), ("lm_head.", "lm_head.")),
+    "vit_classifier": (("vit.embeddings.cls_token", "cls_token"), ("vit.embeddings.position_embeddings", "pos_embed"),
+                       ("vit.embeddings.patch_embeddings.projection.", "patch_embed.proj."),
+                       ("vit.layernorm.", "norm."), ("classifier.", "head.")),
+    "beit_classifier": (("beit.embeddings.cls_token", "cls_token"), ("beit.embeddings.mask_token", "mask_token"),
+                        ("beit.embeddings.position_embeddings", "pos_embed"),
+                        ("beit.embeddings.patch_embeddings.projection.", "patch_embed.proj."),
+                        ("beit.encoder.relative_position_bias.", "rel_pos_bias."),
+                        ("beit.shared_position_bias.", "rel_pos_bias."),
+                        ("beit.layernorm.", "norm."), ("beit.pooler.layernorm.", "fc_norm."), ("classifier.", "head.")),
 }
+_BEIT_ATTENTION = ("beit", "beit_classifier")  # q and v biases, no k bias
 
 
 def _rename(key: str, family: str) -> str:
@@ -213,7 +271,7 @@ def hf_to_official(state: dict[str, torch.Tensor], family: str) -> dict[str, tor
             out.update({f"{layer}.attn.{p}": t for p, t in parts.items() if t is not None})  # reported as foreign
             continue
         out[f"{layer}.attn.qkv.weight"] = torch.cat([parts["q.weight"], parts["k.weight"], parts["v.weight"]])
-        if family == "beit":  # BEiT: q and v biases, no k bias
+        if family in _BEIT_ATTENTION:
             for p, name in (("q.bias", "q_bias"), ("v.bias", "v_bias")):
                 if parts[p] is not None:
                     out[f"{layer}.attn.{name}"] = parts[p]
@@ -236,17 +294,36 @@ def _read_weights(folder: Path, filename: str) -> dict[str, torch.Tensor]:
     return state
 
 
-def load_hf_folder(folder: PathLike, card: Optional[ModelCard] = None):
-    """A `ModelBundle` whose `mim` is the folder's model (strictly loaded); a Hugging Face MIM folder has no
-    classifier."""
-    from .bundle import ModelBundle, _stats
+@dataclass
+class HFModel:
+    """A transformers folder loaded: its card, which side of a bundle it fills, the model and its weights file."""
+
+    card: ModelCard
+    architecture: str         # the transformers class, e.g. ViTMAEForPreTraining
+    role: str                 # 'mim' or 'classifier'
+    model: nn.Module
+    file: dict[str, str]      # {"path", "sha256"}
+
+
+def load_hf_weights(model: nn.Module, folder: PathLike, family: str, filename: Optional[str] = None) -> Path:
+    """Load a transformers folder's weights into `model` (of `family`), renamed to official names, strictly."""
+    folder = Path(folder)
+    filename = filename or find_weights(folder)
+    state = hf_to_official(_read_weights(folder, filename), family)
+    apply_state_dict(model, state, source=str(folder / filename), hint=getattr(model, "checkpoint_hint", None))
+    return folder / filename
+
+
+def load_hf_folder(folder: PathLike, card: Optional[ModelCard] = None) -> HFModel:
+    """The folder's model, strictly loaded: a MIM model (ViTMAE, BEiT MIM) or a classifier (BEiT, ViT)."""
     folder = Path(folder)
     card = card or hf_card(folder)
-    weights = card.mim_sources[0].filename
-    model = build_for_weights(card.family, **_stats(card, card.arch))
-    state = hf_to_official(_read_weights(folder, weights), card.family)
-    apply_state_dict(model, state, source=str(folder / weights))
-    arch_name = {family: name for name, family in HF_ARCHITECTURES.items()}[card.family]
-    return ModelBundle(card, model.eval(), None,
-                       files={"mim": {"path": str(folder / weights), "sha256": sha256sum(folder / weights)}},
-                       missing={"classifier": f"{folder}: a Hugging Face {arch_name} folder holds no classifier"})
+    architecture = hf_architecture(folder)
+    if card.mim_sources:
+        role, family, arch, source = "mim", card.family, card.arch, card.mim_sources[0]
+    else:
+        role, family, arch, source = "classifier", card.classifier_family, card.classifier_arch, \
+            card.classifier_sources[0]
+    model = build_for_weights(family, **with_stats(arch, card.preprocessing))
+    path = load_hf_weights(model, folder, family, source.filename)
+    return HFModel(card, architecture, role, model.eval(), {"path": str(path), "sha256": sha256sum(path)})

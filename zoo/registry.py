@@ -17,7 +17,13 @@ WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 
 @dataclass(frozen=True)
 class CheckpointSource:
-    """One file that holds a model's weights; `url` is None when it is only published through a web page."""
+    """One file that holds a model's weights; `url` is None when it is only published through a web page.
+
+    A Hugging Face Hub source names a transformers repository (`hub`, "ORG/NAME") of the same weights: `revision`
+    pins its commit hash (None: unpinned, the repository's `main`); its weights file is chosen when loading
+    (safetensors, else pytorch_model.bin), so a registry card's Hub source has the repository id as `filename`,
+    and the weights are renamed to the official layout (zoo.hf) on loading.
+    """
 
     filename: str
     url: Optional[str] = None
@@ -25,6 +31,13 @@ class CheckpointSource:
     page: Optional[str] = None           # where to get it by hand when there is no direct URL
     note: str = ""
     arch_overrides: tuple[tuple[str, Any], ...] = ()   # e.g. norm_pix_loss=True for *_full files
+    hub: Optional[str] = None            # "ORG/NAME" on the Hugging Face Hub
+    revision: Optional[str] = None       # the Hub commit hash the source is pinned to; None = "main", unpinned
+
+    @property
+    def hub_ref(self) -> str:
+        """`hf-hub:ORG/NAME[@REVISION]`, the form `--model` and `--classifier` take."""
+        return f"hf-hub:{self.hub}" + (f"@{self.revision}" if self.revision else "")
 
 
 @dataclass
@@ -56,16 +69,37 @@ def register(card: ModelCard) -> ModelCard:
     return card
 
 
+def with_stats(arch: dict[str, Any], preprocessing: dict[str, Any]) -> dict[str, Any]:
+    """`arch` plus the preprocessing's normalisation (mean, std) where `arch` sets none: models normalise inside."""
+    arch = dict(arch)
+    for key in ("mean", "std"):
+        if key not in arch and key in preprocessing:
+            arch[key] = preprocessing[key]
+    return arch
+
+
+def hub_source(repo: str, revision: Optional[str], note: str) -> CheckpointSource:
+    """A Hugging Face Hub repository of the same weights as a card's file (see `CheckpointSource`)."""
+    return CheckpointSource(repo, None, page=f"https://huggingface.co/{repo}", note=note, hub=repo, revision=revision)
+
+
 def _imagenet_preprocessing(mean, std, crop_pct: float = 0.875, interpolation: str = "bicubic") -> dict[str, Any]:
     return {"resize": int(round(224 / crop_pct)), "crop": 224, "interpolation": interpolation,
             "mean": list(mean), "std": list(std)}
 
 
 # -- MAE (He et al., CVPR 2022), facebookresearch/mae --------------------------------------------------------
+# The Hub's facebook/vit-mae-* are transformers' conversions (convert_vit_mae_to_pytorch.py) of the visualisation
+# checkpoints: the script's default URL is mae_visualize_vit_base.pth and its config keeps ViTMAEConfig's
+# norm_pix_loss=False. For large and huge it only reads "large"/"huge" from the URL it is given, so which file was
+# converted is inferred from the same config, not recorded. Revisions: the commit hashes of Hub snapshot folders
+# (models--facebook--vit-mae-*/snapshots/<commit>) found in public code; none was found for huge.
 _MAE_SIZES = {
-    "b": dict(tag="base", patch_size=16, embed_dim=768, depth=12, num_heads=12, top1=0.836),
-    "l": dict(tag="large", patch_size=16, embed_dim=1024, depth=24, num_heads=16, top1=0.859),
-    "h": dict(tag="huge", patch_size=14, embed_dim=1280, depth=32, num_heads=16, top1=0.869),
+    "b": dict(tag="base", patch_size=16, embed_dim=768, depth=12, num_heads=12, top1=0.836,
+              hub_revision="25b184bea5538bf5c4c852c79d221195fdd2778d"),
+    "l": dict(tag="large", patch_size=16, embed_dim=1024, depth=24, num_heads=16, top1=0.859,
+              hub_revision="142cb8c25e1b1bc1769997a919aa1b5a2345a6b8"),
+    "h": dict(tag="huge", patch_size=14, embed_dim=1280, depth=32, num_heads=16, top1=0.869, hub_revision=None),
 }
 for _key, _s in _MAE_SIZES.items():
     _enc = dict(img_size=224, patch_size=_s["patch_size"], in_chans=3, embed_dim=_s["embed_dim"], depth=_s["depth"],
@@ -83,6 +117,9 @@ for _key, _s in _MAE_SIZES.items():
                              f"https://dl.fbaipublicfiles.com/mae/pretrain/mae_pretrain_vit_{_s['tag']}_full.pth",
                              note="encoder + decoder, trained with norm_pix_loss",
                              arch_overrides=(("norm_pix_loss", True),)),
+            hub_source(f"facebook/vit-mae-{_s['tag']}", _s["hub_revision"],
+                       f"ViTMAEForPreTraining: mae_visualize_vit_{_s['tag']}.pth converted by transformers "
+                       f"(norm_pix_loss false)" + ("" if _key == "b" else ", inferred from its config")),
         ],
         classifier_arch=dict(_enc, num_classes=1000, global_pool=True, qkv_bias=True),
         classifier_sources=[CheckpointSource(
@@ -94,6 +131,7 @@ for _key, _s in _MAE_SIZES.items():
 
 
 # -- SimMIM (Xie et al., CVPR 2022), microsoft/SimMIM: files only through the README's Google Drive links -------
+# (no official release on the Hugging Face Hub)
 _SIMMIM_PAGE = "https://github.com/microsoft/SimMIM#vision-transformer (Google Drive link in the README table)"
 _BEIT_STYLE_VIT_B = dict(img_size=224, patch_size=16, in_chans=3, embed_dim=768, depth=12, num_heads=12,
                          mlp_ratio=4.0, qkv_bias=True, init_values=0.1, use_abs_pos_emb=False)
@@ -114,6 +152,10 @@ register(ModelCard(
 
 # -- BEiT (Bao et al., ICLR 2022), microsoft/unilm/beit: pre-trained on ImageNet-22k, DALL-E visual tokens ------
 _BEIT_URL = "https://unilm.blob.core.windows.net/beit/"
+# The Hub's microsoft/beit-{base,large}-patch16-224-pt22k (BeitForMaskedImageModeling) and microsoft/beit-{base,
+# large}-patch16-224 (BeitForImageClassification) are transformers' conversions (convert_beit_unilm_to_pytorch.py)
+# of beit_*_patch16_224_pt22k.pth and beit_*_patch16_224_pt22k_ft22kto1k.pth. No commit hash of theirs was found
+# in public material: they are unpinned ("main") and --list-models says so.
 _BEIT_SIZES = {
     "b": dict(tag="base", embed_dim=768, depth=12, num_heads=12, init_values=0.1, top1=0.852),
     "l": dict(tag="large", embed_dim=1024, depth=24, num_heads=16, init_values=1e-5, top1=0.874),
@@ -128,11 +170,15 @@ for _key, _s in _BEIT_SIZES.items():
         arch=dict(_vit, use_rel_pos_bias=False, use_shared_rel_pos_bias=True, vocab_size=8192, num_mask_patches=75,
                   min_mask_patches_per_block=16),
         preprocessing=_imagenet_preprocessing(BEIT_MEAN, BEIT_STD),
-        mim_sources=[CheckpointSource(_pt, _BEIT_URL + _pt, note="self-supervised on ImageNet-22k, with lm_head")],
+        mim_sources=[CheckpointSource(_pt, _BEIT_URL + _pt, note="self-supervised on ImageNet-22k, with lm_head"),
+                     hub_source(f"microsoft/beit-{_s['tag']}-patch16-224-pt22k", None,
+                                f"BeitForMaskedImageModeling: {_pt} converted by transformers")],
         classifier_family="beit_classifier",
         classifier_arch=dict(_vit, num_classes=1000, use_rel_pos_bias=True, use_shared_rel_pos_bias=False,
                              use_mean_pooling=True),
-        classifier_sources=[CheckpointSource(_ft, _BEIT_URL + _ft, note="fine-tuned on ImageNet-22k, then 1k")],
+        classifier_sources=[CheckpointSource(_ft, _BEIT_URL + _ft, note="fine-tuned on ImageNet-22k, then 1k"),
+                            hub_source(f"microsoft/beit-{_s['tag']}-patch16-224", None,
+                                       f"BeitForImageClassification: {_ft} converted by transformers")],
         expected_top1=_s["top1"], paper="Bao et al., BEiT: BERT Pre-Training of Image Transformers, ICLR 2022",
         description=f"BEiT-{_key.upper()}/16, pre-trained on ImageNet-22k, official checkpoints",
     ))
