@@ -128,8 +128,8 @@ def _model_label(args, bundle) -> str:
     if args.name is not None:
         return args.name
     if Path(args.model).is_dir():
-        from zoo.registry import _REGISTRY
-        shipped = _REGISTRY.get(bundle.card.name)
+        from zoo.registry import MODELS
+        shipped = MODELS.get(bundle.card.name) if bundle.card.name in MODELS else None
         if shipped is None or Path(shipped.local_dir or "").resolve() != Path(args.model).resolve():
             return Path(args.model).resolve().name
     return bundle.card.name

@@ -20,6 +20,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--model", default="mae_vit_t_fmnist", help="registry name or trainer folder")
     p.add_argument("--n-examples", type=int, default=None, help="first N test samples (default: all)")
     p.add_argument("--write-card", action="store_true", help="store the numbers in the folder's card.json")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
     from zoo import CheckpointError, load_model
     try:
@@ -27,7 +28,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except (KeyError, CheckpointError) as exc:
         print(f"error: {exc.args[0] if isinstance(exc, KeyError) else exc}", file=sys.stderr)
         return 2
-    result = evaluate_quality(bundle.mim, bundle.classifier, bundle.card.dataset, n=args.n_examples)
+    result = evaluate_quality(bundle.mim, bundle.classifier, bundle.card.dataset, n=args.n_examples,
+                              progress=not args.no_progress)
     print(json.dumps(result, indent=1))
     if args.write_card:
         if not bundle.card.local_dir:

@@ -258,8 +258,12 @@ def get_suite(name: str) -> Suite:
 
 
 # -- --list-suites
-_SOURCES = {("downstream", "fgsm"): "torchattacks.FGSM", ("downstream", "bim"): "torchattacks.BIM",
-            ("downstream", "cw"): "torchattacks.CW", ("downstream", "autoattack"): "pyautoattack"}
+_SOURCES = {("downstream", "fgsm"): "torchattacks.FGSM", ("downstream", "cw"): "torchattacks.CW, per c",
+            ("downstream", "autoattack"): "pyautoattack",
+            # the shared ascent loop with torchattacks' arithmetic; it stops on broken samples, which leaves robust
+            # accuracy as it is (or lower) but changes the images: --no-early-stop gives torchattacks' images
+            ("downstream", "bim"): "torchattacks.BIM's steps, stopping on broken samples",
+            ("downstream", "pgd"): "torchattacks.PGD's steps, stopping on broken samples"}
 
 
 def _step_rule(c: Cell) -> str:
@@ -291,8 +295,8 @@ def _what(c: Cell) -> str:
         extra = f"; {threat}, {scope[c.scope]}"
     else:
         source = _SOURCES.get(("downstream", c.impl))
-        if source is None and c.impl == "pgd":
-            source = "torchattacks.PGD" if c.norm == "Linf" else "torchattacks.PGDL2"
+        if source is not None and c.impl == "pgd" and c.norm == "L2":
+            source = source.replace("torchattacks.PGD", "torchattacks.PGDL2")
         extra = f" ({source or 'hand-written'})"
     params = [f"{k}={v}" for k, v in c.params if c.impl not in ("cw", "autoattack")]
     return extra + ("; " + ", ".join(params) if params else "")

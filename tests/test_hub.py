@@ -173,13 +173,13 @@ def test_a_registry_card_loads_its_hub_source_from_the_cache_offline(offline, mo
                      preprocessing={"mean": H.MEAN, "std": H.STD},
                      mim_sources=[CheckpointSource("tiny.pth", "http://127.0.0.1:9/tiny.pth"),
                                   hub_source("test-org/tiny-mae", COMMITS["tiny-mae"], "the same weights")])
-    monkeypatch.setitem(registry._REGISTRY, card.name, card)
+    monkeypatch.setitem(registry.MODELS._items, card.name, card)
     bundle = zoo.load_model("tiny_hub_card")
     direct = zoo.load_model(folders["tiny-mae"]).mim.state_dict()
     assert all(torch.equal(v, direct[k]) for k, v in bundle.mim.state_dict().items() if "normalizer" not in k)
     assert bundle.files["mim"]["path"].startswith(str(offline[0]))
     pinned_elsewhere = hub_source("test-org/tiny-mae", "f" * 40, "a commit that is not in the cache")
-    monkeypatch.setitem(registry._REGISTRY, card.name, ModelCard(**dict(card.to_dict(), mim_sources=[
+    monkeypatch.setitem(registry.MODELS._items, card.name, ModelCard(**dict(card.to_dict(), mim_sources=[
         card.mim_sources[0], pinned_elsewhere])))
     with pytest.raises(zoo.MissingCheckpointError) as info:
         zoo.load_model("tiny_hub_card")

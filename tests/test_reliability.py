@@ -81,3 +81,71 @@ def test_bad_labels_are_refused_before_any_work(board, name):
     line = one_line_error(run_cli("--name", name, "--n-examples", "4", "--out", str(board), "--no-progress"))
     assert "board label" in line
     assert snapshot(board) == before
+
+
+def _small_run(out: Path, *extra: str) -> subprocess.CompletedProcess:
+    return run_cli("--suite", "fgsm", "--target", "reconstruction", "--n-examples", "4", "--batch-size", "4",
+                   "--out", str(out), "--no-progress", *extra)
+
+
+def test_resume_fresh_and_code_changes(tmp_path, monkeypatch, one_thread):
+    """A rerun reuses the stored records; --fresh recomputes them; records of other code are never reused."""
+    import benchmark.cli as cli
+    monkeypatch.setenv("MIMBENCH_HOME", str(tmp_path / "home"))
+    first = _small_run(tmp_path / "a")
+    assert first.returncode == 0 and "resuming" not in first.stderr
+    again = _small_run(tmp_path / "b")
+    assert "resuming: " in again.stderr
+    fresh = _small_run(tmp_path / "c", "--fresh")
+    assert fresh.returncode == 0 and "resuming" not in fresh.stderr
+    monkeypatch.setattr(cli, "code_fingerprint", lambda: "0123456789abcdef")
+    other_code = _small_run(tmp_path / "d")
+    assert other_code.returncode == 0 and "resuming" not in other_code.stderr
+    tables = {(tmp_path / d / "fashion_mnist" / "reconstruction.csv").read_text() for d in "abcd"}
+    assert len(tables) == 1   # the same numbers every time
+
+
+def _copy_default(tmp_path: Path, name: str = "copy") -> Path:
+    folder = tmp_path / name
+    shutil.copytree(SHIPPED / "mae_vit_t_fmnist", folder)
+    return folder
+
+
+def test_a_card_whose_hash_is_not_its_files_is_refused(tmp_path):
+    import json
+    folder = _copy_default(tmp_path)
+    card = json.loads((folder / "card.json").read_text())
+    card["files"]["mim"]["sha256"] = "0" * 64
+    (folder / "card.json").write_text(json.dumps(card))
+    line = one_line_error(_small_run(tmp_path / "out", "--model", str(folder)))
+    assert "sha256" in line and "does not match the card's" in line
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_checkpoint_of_other_shapes_is_refused(tmp_path):
+    from safetensors.torch import load_file, save_file
+    state = load_file(str(SHIPPED / "mae_vit_t_fmnist" / "mim.safetensors"))
+    key = next(k for k, v in state.items() if v.dim() == 2)
+    state[key] = state[key][:, :-1].contiguous()
+    save_file(state, str(tmp_path / "cut.safetensors"))
+    line = one_line_error(_small_run(tmp_path / "out", "--checkpoint", str(tmp_path / "cut.safetensors")))
+    assert "shape mismatch" in line and key in line
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_model_for_other_images_is_refused(tmp_path):
+    """A trainer folder whose model takes 32 x 32 images, run on Fashion-MNIST's 28 x 28."""
+    import hashlib
+    import json
+
+    import zoo
+    from zoo.checkpoints import save_weights
+    folder = _copy_default(tmp_path)
+    card = json.loads((folder / "card.json").read_text())
+    card["arch"]["img_size"] = card["classifier_arch"]["img_size"] = 32
+    for role, family, arch in (("mim", "mae", card["arch"]), ("classifier", "vit_classifier", card["classifier_arch"])):
+        save_weights(zoo.build(family, **arch), folder / f"{role}.safetensors")
+        card["files"][role]["sha256"] = hashlib.sha256((folder / f"{role}.safetensors").read_bytes()).hexdigest()
+    (folder / "card.json").write_text(json.dumps(card))
+    line = one_line_error(_small_run(tmp_path / "out", "--model", str(folder)))
+    assert "takes 1 x 32 x 32 images, fashion_mnist has 1 x 28 x 28" in line

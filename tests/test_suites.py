@@ -80,3 +80,23 @@ def test_listing_is_readable():
     assert "20 steps of eps/8, random start" in describe(get_suite("pgd"), "imagenet")
     assert "broken only within eps" in describe(get_suite("cw"), "cifar10")
     assert format_eps(8 / 255) == "8/255" and format_eps(0.05) == "0.05"
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_every_attack_refuses_an_unknown_keyword(target):
+    """A misspelt setting is an error, never silently dropped (cell params reach the constructor as keywords)."""
+    from dataclasses import replace
+
+    from benchmark.attacks import attack_registry, build_attack
+
+    from .helpers import tiny_classifier, tiny_mae
+    model = tiny_mae() if target == "reconstruction" else tiny_classifier()
+    registry = attack_registry(target)
+    assert len(registry) >= 7
+    for name, cls in registry.items():
+        norm = "L2" if name == "cw" else "Linf"
+        with pytest.raises(TypeError, match="stepz"):
+            cls(model, 0.1, norm=norm, stepz=3)
+        cell = Cell(target, name, norm, 0.1, steps=2, alpha=0.01, params=(("stepz", 3),))
+        with pytest.raises(TypeError, match="stepz"):
+            build_attack(model, replace(cell), seed=0)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from .models._common import BEIT_MEAN, BEIT_STD, IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+from .registries import Registry
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 
@@ -61,12 +62,12 @@ class ModelCard:
         return asdict(self)
 
 
-_REGISTRY: dict[str, ModelCard] = {}
+MODELS: Registry[ModelCard] = Registry("model")
 
 
-def register(card: ModelCard) -> ModelCard:
-    _REGISTRY[card.name] = card
-    return card
+def register(card: ModelCard, replace: bool = False) -> ModelCard:
+    """Add a model card to the zoo (a taken name only with `replace`)."""
+    return MODELS.register(card.name, card, replace=replace)
 
 
 def with_stats(arch: dict[str, Any], preprocessing: dict[str, Any]) -> dict[str, Any]:
@@ -245,14 +246,14 @@ def _register_shipped() -> None:
 _register_shipped()
 
 
-def list_models() -> list[str]:
-    return sorted(_REGISTRY)
+def list_models(filter: Optional[str] = None) -> list[str]:
+    """The zoo's model names, sorted; `filter` a shell-style pattern such as 'mae_*'."""
+    return MODELS.list(filter, sort=True)
 
 
 def get_card(name: str) -> ModelCard:
-    if name not in _REGISTRY:
-        raise KeyError(f"unknown model '{name}'; see --list-models (known: {', '.join(list_models())})")
-    return _REGISTRY[name]
+    """The named card (UnknownNameError, a KeyError, naming the known models)."""
+    return MODELS.get(name)
 
 
 def encoder_only_hint(card: ModelCard):

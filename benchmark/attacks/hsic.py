@@ -113,5 +113,5 @@ def _check_pair(x: torch.Tensor, y: torch.Tensor) -> None:
         raise ValueError(f"HSIC needs paired samples: {x.shape[0]} vs {y.shape[0]}")
 
 
-__all__ = ["gaussian_gram", "hsic", "hsic_from_grams", "hsic_normalized", "median_bandwidth", "normalized_hsic",
+__all__ = ["gaussian_gram", "hsic", "hsic_from_grams", "median_bandwidth", "normalized_hsic",
            "normalized_hsic_cca", "pairwise_sq_dists"]

@@ -32,7 +32,18 @@ class FileStore:
         self.key, self.rank = key, rank
         self.path = self.folder / f"{key}.rank{rank}.jsonl"
         self._data: dict[tuple[str, str], dict[str, list]] = {}
+        self._drop_torn_tail()
         self.reload()
+
+    def _drop_torn_tail(self) -> None:
+        """Cut a torn last line (a kill in the middle of a write) off this rank's file, so the next record
+        appended starts on a line of its own instead of being glued to the fragment (and lost with it)."""
+        if not self.path.is_file():
+            return
+        with open(self.path, "rb+") as f:
+            data = f.read()
+            if data and not data.endswith(b"\n"):
+                f.truncate(data.rfind(b"\n") + 1)
 
     def reload(self) -> None:
         """Read every rank's file of this key (records of other ranks appear once they are written)."""
