@@ -233,11 +233,26 @@ class Inputs:
     label: str
     checkpoints: dict[str, dict[str, str]]
     full_size: int
+    eval_size: int               # what a complete run of the suite evaluates (the whole set, or its fixed subset)
     validation: Optional[dict[str, Any]] = None
 
     @property
     def complete(self) -> bool:
-        return len(self.data) == self.full_size
+        return len(self.data) == self.eval_size
+
+
+def check_writable_folder(path: Path, what: str) -> None:
+    """UsageError unless `path` is a folder this process can write to, or can be created as one."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"{what} {path}: a file is in the way (it must be a folder)")
+    probe = path
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise UsageError(f"{what} {path}: {probe} is a file, so the folder cannot be made")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise UsageError(f"{what} {path}: {probe} is not writable")
 
 
 def check_arguments(args: argparse.Namespace) -> Plan:
@@ -259,6 +274,9 @@ def check_arguments(args: argparse.Namespace) -> Plan:
     except KeyError as exc:
         raise UsageError(exc.args[0]) from None
     device = _device(args.device)
+    from zoo.data import cache_dir
+    check_writable_folder(Path(args.out), "--out")
+    check_writable_folder(cache_dir(), "the cache (MIMBENCH_HOME)")
     from .runner import distributed as D
     D.init_from_env(device)
     if D.is_distributed() and device.type == "cuda":
@@ -273,7 +291,7 @@ def load_inputs(args: argparse.Namespace, plan: Plan) -> Inputs:
     from zoo import CheckpointError, load_model
     from zoo.data import DatasetError, load_dataset
 
-    from .leaderboard.entries import EntryError, is_board_name
+    from .leaderboard.entries import EntryError, is_board_name, read_entries
     from .leaderboard.submit import SubmissionError, check_board, check_label
     from .runner.validation import ModelRejected, validate_model
     from .suites import get_suite, standard_suite
@@ -307,16 +325,30 @@ def load_inputs(args: argparse.Namespace, plan: Plan) -> Inputs:
                              f"{' x '.join(map(str, data.images.shape[1:]))} (its card's dataset is "
                              f"{bundle.card.dataset})")
     full_size = len(data)
-    n = args.n_examples if args.n_examples is not None else (full_size if args.submit
-                                                             else min(DEFAULT_N_EXAMPLES, full_size))
+    eval_size = plan.suite.eval_size(full_size)
+    n = args.n_examples if args.n_examples is not None else (eval_size if args.submit
+                                                             else min(DEFAULT_N_EXAMPLES, eval_size))
     if n > full_size:
         raise UsageError(f"--n-examples {n}: {dataset} has only {full_size} evaluation samples")
+    if n > eval_size:
+        raise UsageError(f"--n-examples {n}: suite '{plan.suite.name}' evaluates the first {eval_size} sample ids")
     label = _model_label(args, bundle)
     if not is_board_name(label):
         raise UsageError(f"the model label '{label}': a board label is 1-80 letters, digits and . _ + - (starting "
                          f"with a letter or digit); choose one with --name")
+    from zoo.checkpoints import check_finite
+    for role, target in (("mim", "reconstruction"), ("classifier", "downstream")):
+        if args.target in ("both", target):
+            try:
+                check_finite(getattr(bundle, role), source=f"{role} weights of {bundle.card.name}")
+            except CheckpointError as exc:
+                raise UsageError(f"submission refused: {exc}" if args.submit else str(exc)) from None
+    try:
+        read_entries(plan.out, dataset)   # a board that cannot be read would fail only after the run
+    except EntryError as exc:
+        raise UsageError(f"the board {plan.out}: {exc}") from None
     checkpoints = {k: {"file": Path(v["path"]).name, "sha256": v["sha256"]} for k, v in bundle.files.items()}
-    inputs = Inputs(bundle, data.subset(n), dataset, cells, label, checkpoints, full_size)
+    inputs = Inputs(bundle, data.subset(n), dataset, cells, label, checkpoints, full_size, eval_size)
     try:
         check_label(plan.out, dataset, label, checkpoints, replace=args.replace)
         if args.submit:
@@ -360,19 +392,25 @@ def run_suite(args: argparse.Namespace, plan: Plan, inputs: Inputs):
 
 def _run_record(args: argparse.Namespace, plan: Plan, inputs: Inputs, result) -> dict[str, Any]:
     """The run as its entry stores it (docs/ENTRIES.md)."""
-    settings = {"n": result.n, "eval_size": inputs.full_size, "seed": args.seed, "batch_size": args.batch_size,
+    from .leaderboard.outcomes import add_exact_worst, build_outcomes, worst_case
+    settings = {"n": result.n, "eval_size": inputs.eval_size, "seed": args.seed, "batch_size": args.batch_size,
                 "target": args.target, "device": str(plan.device), "dataset": inputs.dataset,
                 "data_source": inputs.data.source, "amp": args.amp, "early_stop": not args.no_early_stop}
     record: dict[str, Any] = {
         "suite": plan.suite.name, "settings": settings, "cells": result.cells, "complete": inputs.complete,
-        "partial_reason": None if inputs.complete else f"n={result.n} of the {inputs.full_size} evaluation samples",
+        "partial_reason": None if inputs.complete else f"n={result.n} of the {inputs.eval_size} evaluation samples",
         "submitted": bool(args.submit),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "seconds": round(result.seconds, 1),
         "versions": _versions(), "unavailable": result.unavailable, "gradient_masking": result.gradient_masking,
         "reconstruction": result.reconstruction, "downstream": result.downstream,
     }
+    if inputs.eval_size < inputs.full_size:
+        record["subset"] = f"the first {inputs.eval_size} sample ids of the {inputs.full_size}"
     if inputs.validation is not None:
         record["validation"] = inputs.validation
+    record["outcomes"] = build_outcomes(result.per_sample, result.n)
+    record["worst_case"] = worst_case(record)
+    add_exact_worst(record["worst_case"], result.per_sample, result.reconstruction)
     return record
 
 

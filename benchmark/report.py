@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from .leaderboard.entries import EntryError
-from .leaderboard.lock import board_lock
+from .leaderboard.entries import EntryError, datasets_with_entries
+from .leaderboard.lock import BoardLockTimeout, board_lock
 from .leaderboard.markdown import readme_is_current, update_readme
 from .leaderboard.report import regenerate
 
@@ -28,6 +28,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = p.parse_args(argv)
     out = Path(args.out)
     try:
+        if not out.is_dir():
+            raise EntryError(f"--out {out}: {'not a folder' if out.exists() else 'no such board folder'}")
+        known = datasets_with_entries(out)
+        if not known:
+            raise EntryError(f"--out {out}: no board there (no <dataset>/entries/ folder)")
+        unknown = sorted(set(args.dataset or []) - set(known))
+        if unknown:
+            raise EntryError(f"--dataset {', '.join(unknown)}: no entries in {out} (it has {', '.join(known)})")
+        if args.readme and not Path(args.readme).is_file():
+            raise EntryError(f"--readme {args.readme}: no such file")
         if args.check:
             if not args.readme:
                 raise EntryError("--check needs --readme")
@@ -43,7 +53,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             if args.readme:
                 changed = update_readme(Path(args.readme), out)
                 print(f"{'updated' if changed else 'unchanged'} {args.readme}")
-    except (EntryError, FileNotFoundError) as exc:
+    except (EntryError, FileNotFoundError, BoardLockTimeout, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

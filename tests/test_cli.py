@@ -39,7 +39,7 @@ def test_default_run_writes_tidy_tables(default_run):
     assert clean["norm"] == "none" and pd.isna(clean["psnr_input"])
     for col in ("mse", "psnr", "ssim"):
         assert rec[col].notna().all()
-    assert (out / "fashion_mnist" / "reconstruction.md").read_text().count("mae_vit_t_fmnist") == 1
+    assert (out / "fashion_mnist" / "reconstruction.md").read_text().count("| `mae_vit_t_fmnist` | 24 |") == 1
     entry = json.loads((out / "fashion_mnist" / "entries" / "mae_vit_t_fmnist.json").read_text())
     settings = entry["runs"]["pgd"]["settings"]
     assert settings["n"] == 24 and settings["amp"] == "none" and settings["early_stop"] is True

@@ -3,11 +3,14 @@ partial runs stay out of the ranking, eps shows as k/255, resubmission policy, t
 README's board is current, and the HTML page renders in headless Chromium with its tables and plots."""
 from __future__ import annotations
 
+import base64
 import copy
 import json
+import math
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -15,6 +18,7 @@ import torch
 from benchmark import report
 from benchmark.leaderboard import markdown
 from benchmark.leaderboard import report as writer
+from benchmark.leaderboard.boards import build_boards
 from benchmark.leaderboard.entries import (
     DOWNSTREAM_COLUMNS,
     KEPT_COMPLETE,
@@ -25,13 +29,16 @@ from benchmark.leaderboard.entries import (
     EntryError,
     entry_path,
     read_entries,
+    read_entry,
     validate_entry,
     write_entry,
 )
 from benchmark.leaderboard.examples import save_examples
 from benchmark.leaderboard.lock import BoardLockTimeout, board_lock
+from benchmark.leaderboard.outcomes import build_outcomes, worst_case
 from benchmark.leaderboard.submit import SubmissionError, check_board
 from benchmark.runner.validation import ModelRejected, validate_model
+from benchmark.suites import row_label
 
 from . import browser
 from .helpers import REPO, tiny_classifier, tiny_mae
@@ -40,19 +47,30 @@ EPS = (2 / 255, 4 / 255, 8 / 255)
 
 
 def make_run(model: str, psnr: float, acc: float, n: int = 10000, complete: bool = True, flags=None,
-             suite: str = "pgd") -> dict:
+             suite: str = "pgd", outcomes: bool = True, step: float = 0.2) -> dict:
+    """A run whose per-sample outcomes give its rows: the first round(a * n) samples robust at accuracy a, every
+    sample at the row's PSNR. `outcomes=False`: a run of schema 1 (rows only)."""
     recon, down = [], []
+    per_sample: dict = {"downstream": {}, "reconstruction": {}}
     for i, eps in enumerate((0.0,) + EPS):
         attack, norm = ("none", "none") if eps == 0 else ("pgd", "Linf")
+        k = round(max(0.0, acc - step * i) * n)
+        label = row_label(attack, norm, eps)
+        per_sample["downstream"][label] = {"correct": [1.0] * k + [0.0] * (n - k)}
+        per_sample["reconstruction"][label] = {"psnr": [psnr - 2 * i] * n, "ssim": [0.9 - 0.1 * i] * n,
+                                               "mse": [0.01 * (i + 1)] * n}
         recon.append({"model": model, "suite": suite, "attack": attack, "norm": norm, "eps": eps, "n": n,
                       "mse": 0.01 * (i + 1), "psnr": psnr - 2 * i, "ssim": 0.9 - 0.1 * i, "lpips": None,
                       "psnr_input": None if eps == 0 else 40 - 5 * i, "token_agreement": None})
         down.append({"model": model, "suite": suite, "attack": attack, "norm": norm, "eps": eps, "n": n,
-                     "accuracy": max(0.0, acc - 0.2 * i)})
+                     "accuracy": k / n})
     run = {"suite": suite, "settings": {"n": n, "eval_size": 10000, "seed": 0, "target": "both"}, "cells": [],
            "complete": complete, "partial_reason": None if complete else f"n={n} of the 10000 evaluation samples",
            "date": "2026-01-01T00:00:00+00:00", "seconds": 1.0, "versions": {"torch": "2.x"}, "unavailable": {},
            "reconstruction": recon, "downstream": down}
+    if outcomes:
+        run["outcomes"] = build_outcomes(per_sample, n)
+        run["worst_case"] = worst_case(run)
     if flags:
         run["gradient_masking"] = flags
     return run
@@ -97,7 +115,8 @@ def synthetic_board(tmp_path_factory) -> Path:
 # -- schema ---------------------------------------------------------------------------------------------------
 
 def _entry() -> dict:
-    return {"schema_version": 1, "model": "m", "dataset": "cifar10", **make_base(1), "runs": {"pgd": make_run("m", 30, .9)}}
+    return {"schema_version": 2, "model": "m", "dataset": "cifar10", **make_base(1),
+            "runs": {"pgd": make_run("m", 30, .9)}}
 
 
 @pytest.mark.parametrize("edit,message", [
@@ -205,33 +224,102 @@ def test_boards_rank_complete_runs_and_list_partial_ones_apart(synthetic_board):
     assert list(rec.columns) == RECON_COLUMNS and list(down.columns) == DOWNSTREAM_COLUMNS
     assert len(rec) == len(down) == 16 and set(rec.model) == {"strong", "weak", "masked", "quick"}
     text = (folder / "reconstruction.md").read_text()
-    assert "| pgd Linf 2/255 | pgd Linf 4/255 | pgd Linf 8/255 |" in text
-    ranked, partial = text.split("Partial entries")
+    assert "| Clean | Linf 2/255 | Linf 4/255 | Linf 8/255 (ranked) |" in text
+    ranked, partial = text.split("Not ranked")
     assert ranked.index("`strong`") < ranked.index("`masked`") < ranked.index("`weak`")
-    assert "| 1 | `strong` |" in ranked and "`quick`" not in ranked
+    assert "| 1 | `strong` | 10000 | 30.00 (30.00–30.00) |" in ranked and "`quick`" not in ranked
     assert "`quick`" in partial and "n=16 of the 10000" in partial
     assert "`masked` ⚠" in ranked and "- `masked`: 16/16 samples with an all-zero input gradient" in text
     assert "⚠" not in (folder / "downstream.md").read_text()  # flagged for the reconstruction target only
     assert (folder / "plots" / "curves_pgd.png").is_file() and (folder / "plots" / "grid_strong.png").is_file()
     block = markdown.readme_block(synthetic_board)
-    assert block.index("`strong`") < block.index("`weak`") and "`quick`" not in block and "1 partial" in block
+    assert block.index("`strong`") < block.index("`weak`") and "`quick`" not in block and "1 not ranked" in block
+
+
+def _decode_robust(run: dict, label: str) -> np.ndarray:
+    """A bitset of the entry decoded as docs/ENTRIES.md says, independently of benchmark.leaderboard.outcomes."""
+    n = run["outcomes"]["n"]
+    raw = np.frombuffer(base64.b64decode(run["outcomes"]["downstream"][label]), np.uint8)
+    return np.unpackbits(raw, bitorder="little")[:n].astype(bool)
+
+
+def test_every_ranked_number_is_recomputed_from_the_entry_alone(synthetic_board):
+    boards = {b.target: b for b in build_boards(read_entries(synthetic_board, "cifar10"), "cifar10")}
+    down = boards["downstream"]
+    assert down.reference == ("Linf", 8 / 255)
+    for row in down.ranked:
+        run = read_entry(entry_path(synthetic_board, "cifar10", row.model))["runs"]["pgd"]
+        clean = _decode_robust(run, "clean")
+        assert row.clean.value == pytest.approx(clean.mean())
+        for (norm, eps), value in zip(down.budgets, row.values):
+            attacks = [r["attack"] for r in run["downstream"] if r["norm"] == norm and r["eps"] == eps]
+            worst = clean & np.logical_and.reduce([_decode_robust(run, f"{a}|{norm}|{eps!r}") for a in attacks])
+            assert value.value == pytest.approx(worst.mean())
+            k, n = int(worst.sum()), len(worst)
+            z, p = 1.959964, k / n   # Wilson by hand
+            centre, half = (p + z * z / (2 * n)) / (1 + z * z / n), z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+            assert value.interval == pytest.approx((max(0, centre - half), min(1, centre + half)), abs=1e-5)
+    recon = boards["reconstruction"]
+    for row in recon.ranked:
+        run = read_entry(entry_path(synthetic_board, "cifar10", row.model))["runs"]["pgd"]
+        raw = np.frombuffer(base64.b64decode(run["outcomes"]["reconstruction"]["rows"]["pgd|Linf|" + repr(8 / 255)]),
+                            "<u2")
+        assert row.score.value == pytest.approx(raw.mean() / 100)
+
+
+def test_models_whose_intervals_overlap_share_a_rank(tmp_path):
+    out = tmp_path / "lb"
+    for seed, (name, acc) in enumerate((("a", 0.700), ("b", 0.695), ("c", 0.690), ("d", 0.500)), 1):
+        write_entry(out, "cifar10", name, make_base(seed), "pgd", make_run(name, 20.0, acc, n=1000, step=0.1))
+    board = next(b for b in build_boards(read_entries(out, "cifar10"), "cifar10") if b.target == "downstream")
+    assert [(r.model, r.rank_label) for r in board.ranked] == [("a", "1"), ("b", "=1"), ("c", "=1"), ("d", "4")]
+    text = markdown.board_markdown("downstream", [board], {})
+    assert "| =1 | `b` |" in text and "| 4 | `d` |" in text
+
+
+def test_an_entry_whose_outcomes_disagree_with_its_rows_is_refused_naming_the_cell(tmp_path):
+    write_entry(tmp_path, "cifar10", "m", make_base(1), "pgd", make_run("m", 30, .9))
+    path = entry_path(tmp_path, "cifar10", "m")
+    data = json.loads(path.read_text())
+    row = next(r for r in data["runs"]["pgd"]["downstream"] if r["attack"] == "pgd" and r["eps"] == 4 / 255)
+    row["accuracy"] += 0.01
+    path.write_text(json.dumps(data))
+    with pytest.raises(EntryError, match=r"m\.json.*cell 'pgd\|Linf\|0\.0156.*accuracy.*disagrees") as info:
+        read_entries(tmp_path, "cifar10")
+    assert "\n" not in str(info.value)
+    data["runs"]["pgd"]["downstream"] = [r for r in data["runs"]["pgd"]["downstream"]]
+    row["accuracy"] -= 0.01
+    data["runs"]["pgd"]["worst_case"]["downstream"][2]["accuracy"] = 0.123
+    path.write_text(json.dumps(data))
+    with pytest.raises(EntryError, match="worst case at Linf eps 0.0156.*disagrees"):
+        read_entries(tmp_path, "cifar10")
+
+
+def test_runs_without_outcomes_are_listed_not_ranked(tmp_path):
+    out = tmp_path / "lb"
+    write_entry(out, "cifar10", "old", make_base(1), "pgd", make_run("old", 30, .9, outcomes=False))
+    write_entry(out, "cifar10", "new", make_base(2), "pgd", make_run("new", 25, .8))
+    board = next(b for b in build_boards(read_entries(out, "cifar10"), "cifar10") if b.target == "downstream")
+    assert [r.model for r in board.ranked] == ["new"] and [r.model for r in board.partial] == ["old"]
+    assert "schema 1" in board.partial[0].partial_reason
+    assert board.partial[0].values[0].value == pytest.approx(0.7) and board.partial[0].values[0].interval is None
 
 
 def test_readme_names_the_partial_runs_of_a_suite_with_nothing_ranked(tmp_path):
     out = tmp_path / "lb"
     write_entry(out, "cifar10", "quick", make_base(1), "pgd", make_run("quick", 40.0, 0.99, n=16, complete=False))
     block = markdown.readme_block(out)
-    assert "suite `pgd`: partial runs only (`quick` (n=16))" in block and "| # |" not in block
+    assert "suite `pgd`: no ranked run yet (`quick` (n=16))" in block and "| # |" not in block
 
 
 def test_curve_legend_stays_inside_the_figure():
     """Long model names (and the partial marker) must not push legend entries off the PNG's edges."""
     from benchmark.leaderboard.plots import curves_figure
     names = [f"mae_vit_t_fmnist_{s}_advft" for s in ("adversarial", "denoising", "saliency_masking", "mimir")] + ["m"]
-    rows = [dict(model=m, suite="pgd", attack=a, norm=n, eps=e, accuracy=0.5, psnr=15.0)
-            for m in names for a, n, e in (("none", "none", 0.0), ("pgd", "Linf", 0.1), ("pgd", "Linf", 0.2))]
-    frame = pd.DataFrame(rows)
-    fig = curves_figure(frame, frame, "pgd", {names[2]: 2000}, "fashion_mnist")
+    entries = [{"model": m, "card": {"family": "mae"}, "runs": {"pgd": make_run(m, 15.0, 0.5, n=2000 if i == 2 else 10000,
+                                                                                 complete=i != 2)}}
+               for i, m in enumerate(names)]
+    fig = curves_figure(build_boards(entries, "cifar10"), "pgd", "cifar10")
     fig.canvas.draw()
     box, legend = fig.bbox, fig.legends[0].get_window_extent()
     assert box.x0 <= legend.x0 and legend.x1 <= box.x1 and box.y0 <= legend.y0, (box, legend)

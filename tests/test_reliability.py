@@ -149,3 +149,172 @@ def test_a_model_for_other_images_is_refused(tmp_path):
     (folder / "card.json").write_text(json.dumps(card))
     line = one_line_error(_small_run(tmp_path / "out", "--model", str(folder)))
     assert "takes 1 x 32 x 32 images, fashion_mnist has 1 x 28 x 28" in line
+
+
+# -- every bad input of issue 13, in one table: the command, what the one-line error says ------------------------
+
+def _files(tmp: Path) -> dict[str, Path]:
+    """The careless inputs, made once per test in `tmp`."""
+    import gzip
+    import json
+    import pickle
+
+    import numpy as np
+    import torch
+    made: dict[str, Path] = {}
+    (tmp / "empty.pth").write_bytes(b"")
+    made["empty"] = tmp / "empty.pth"
+    made["st_named_pth"] = tmp / "mim.pth"
+    shutil.copy(SHIPPED / "mae_vit_t_fmnist" / "mim.safetensors", made["st_named_pth"])
+    data = (SHIPPED / "mae_vit_t_fmnist" / "mim.safetensors").read_bytes()
+    made["half"] = tmp / "half.safetensors"
+    made["half"].write_bytes(data[: len(data) // 2])
+
+    class Evil:
+        def __reduce__(self):
+            return (print, ("this must never run",))
+    made["evil"] = tmp / "evil.pth"
+    with open(made["evil"], "wb") as f:
+        pickle.dump({"model": Evil()}, f, protocol=2)
+    made["nan"] = tmp / "nan.safetensors"
+    from safetensors.torch import load_file, save_file
+    state = load_file(str(SHIPPED / "mae_vit_t_fmnist" / "classifier.safetensors"))
+    key = next(k for k, v in state.items() if v.dim() == 2)
+    state[key] = state[key].clone()
+    state[key].view(-1)[0] = float("nan")
+    save_file(state, str(made["nan"]))
+    for name, text in (("badcard", "{not json"), ("misscard", None)):
+        folder = tmp / name
+        shutil.copytree(SHIPPED / "mae_vit_t_fmnist", folder)
+        if text is None:
+            card = json.loads((folder / "card.json").read_text())
+            del card["dataset"]
+            text = json.dumps(card)
+        (folder / "card.json").write_text(text)
+        made[name] = folder
+    src = Path("/usr/share/datasets/fashion-mnist")
+    if not src.is_dir():
+        from zoo.data import load_dataset
+        src = Path(load_dataset("fashion_mnist", "test").source)
+    for name in ("corrupt_gz", "bad_labels", "swapped", "wrong_dir"):
+        (tmp / name).mkdir()
+    for f in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+        (tmp / "corrupt_gz" / f).write_bytes((src / f).read_bytes()[:300])
+    labels = bytearray(gzip.decompress((src / "t10k-labels-idx1-ubyte.gz").read_bytes()))
+    labels[8 + 5] = 42
+    (tmp / "bad_labels" / "t10k-labels-idx1-ubyte.gz").write_bytes(gzip.compress(bytes(labels)))
+    shutil.copy(src / "t10k-images-idx3-ubyte.gz", tmp / "bad_labels")
+    shutil.copy(src / "t10k-images-idx3-ubyte.gz", tmp / "swapped" / "t10k-labels-idx1-ubyte.gz")
+    shutil.copy(src / "t10k-labels-idx1-ubyte.gz", tmp / "swapped" / "t10k-images-idx3-ubyte.gz")
+    made.update({k: tmp / k for k in ("corrupt_gz", "bad_labels", "swapped", "wrong_dir")})
+    (tmp / "a_file").write_text("x")
+    made["a_file"] = tmp / "a_file"
+    del np, torch
+    return made
+
+
+BAD_INPUTS = [  # (case, argv built from the made files, what the error line must say)
+    ("--out is a file", lambda f: ["--out", str(f["a_file"])], "a file is in the way"),
+    ("--out under a file", lambda f: ["--out", str(f["a_file"] / "board")], "is a file"),
+    ("--name ...", lambda f: ["--name", "..."], "board label"),
+    ("--name of 300 characters", lambda f: ["--name", "m" * 300], "board label"),
+    ("an empty .pth", lambda f: ["--checkpoint", str(f["empty"])], "empty file"),
+    ("a safetensors file cut in half", lambda f: ["--checkpoint", str(f["half"])], "truncated or corrupt safetensors"),
+    ("a pickle that would run code", lambda f: ["--checkpoint", str(f["evil"])], "would call print when unpickled"),
+    ("NaN classifier weights in a plain run", lambda f: ["--classifier-checkpoint", str(f["nan"])], "non-finite"),
+    ("a card.json that is not JSON", lambda f: ["--model", str(f["badcard"])], "not valid JSON"),
+    ("a card.json without its dataset", lambda f: ["--model", str(f["misscard"])], "the card lacks dataset"),
+    ("corrupt .gz files", lambda f: ["--data-dir", str(f["corrupt_gz"])], "unreadable"),
+    ("labels out of range", lambda f: ["--data-dir", str(f["bad_labels"])], "outside 0-9"),
+    ("swapped IDX files", lambda f: ["--data-dir", str(f["swapped"])], "look swapped"),
+    ("--data-dir without the files", lambda f: ["--data-dir", str(f["wrong_dir"])], "no Fashion-MNIST test files"),
+]
+
+
+@pytest.mark.parametrize("case,argv,message", BAD_INPUTS, ids=[c for c, _, _ in BAD_INPUTS])
+def test_every_bad_input_fails_first_in_one_line_and_writes_nothing(case, argv, message, board, tmp_path):
+    import time
+    made = _files(tmp_path)
+    before = snapshot(board)
+    args = argv(made)
+    out = [] if "--out" in args else ["--out", str(board)]
+    started = time.time()
+    line = one_line_error(run_cli(*args, *out, "--n-examples", "4", "--no-progress"))
+    assert message in line, line
+    assert time.time() - started < 60, "failed first, before any attack"
+    assert snapshot(board) == before
+
+
+def test_a_safetensors_file_named_pth_loads(tmp_path):
+    import zoo
+    made = _files(tmp_path)
+    bundle = zoo.load_model("mae_vit_t_fmnist", checkpoint=made["st_named_pth"])
+    assert bundle.files["mim"]["sha256"] == zoo.load_model("mae_vit_t_fmnist").files["mim"]["sha256"]
+
+
+def test_an_unreadable_board_is_refused_before_the_run(board):
+    bad = board / "fashion_mnist" / "entries" / "broken.json"
+    bad.write_text("{oops")
+    before = snapshot(board)
+    line = one_line_error(run_cli("--out", str(board), "--n-examples", "4", "--no-progress"))
+    assert "broken.json" in line and "not valid JSON" in line
+    assert snapshot(board) == before
+
+
+def test_an_unwritable_cache_is_refused_before_the_run(tmp_path, monkeypatch):
+    import os
+    if os.geteuid() == 0:   # root writes anywhere: point the cache under a file instead
+        (tmp_path / "f").write_text("x")
+        monkeypatch.setenv("MIMBENCH_HOME", str(tmp_path / "f" / "cache"))
+    else:
+        (tmp_path / "ro").mkdir(mode=0o500)
+        monkeypatch.setenv("MIMBENCH_HOME", str(tmp_path / "ro" / "cache"))
+    line = one_line_error(run_cli("--out", str(tmp_path / "out"), "--n-examples", "4", "--no-progress"))
+    assert "MIMBENCH_HOME" in line
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("argv,message", [(["--out", "{file}"], "not a folder"),
+                                          (["--out", "{missing}"], "no such board folder"),
+                                          (["--dataset", "cifar10"], "no entries")])
+def test_report_command_refuses_a_wrong_board(argv, message, board, tmp_path):
+    from benchmark.report import main
+    (tmp_path / "file").write_text("x")
+    argv = [a.format(file=tmp_path / "file", missing=tmp_path / "typo") for a in argv]
+    if "--out" not in argv:
+        argv += ["--out", str(board)]
+    before = snapshot(board)
+    stderr = io.StringIO()
+    with contextlib.redirect_stderr(stderr):
+        assert main(argv) == 2
+    assert message in stderr.getvalue() and len(stderr.getvalue().strip().splitlines()) == 1
+    assert snapshot(board) == before and not (tmp_path / "typo").exists()
+
+
+def test_a_failing_report_step_leaves_the_board_as_it_was(board, monkeypatch, one_thread):
+    """Fault injection: the reports fail after the entry was staged; nothing of the run lands."""
+    from benchmark.leaderboard import report as writer
+    before = snapshot(board)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("injected failure while writing the reports")
+    monkeypatch.setattr(writer.html, "write_dataset_page", broken)
+    with pytest.raises(RuntimeError, match="injected"):
+        run_cli("--out", str(board), "--name", "newcomer", "--n-examples", "4", "--batch-size", "4", "--suite", "fgsm",
+                "--target", "reconstruction", "--no-progress")
+    assert snapshot(board) == before
+    assert not list(board.glob(".stage-*")) and not list(board.glob(".*.previous"))
+
+
+def test_board_files_respect_the_umask(tmp_path, one_thread):
+    import os
+    import stat
+    old = os.umask(0o022)
+    try:
+        assert run_cli("--out", str(tmp_path / "b"), "--n-examples", "4", "--batch-size", "4", "--suite", "fgsm",
+                       "--target", "reconstruction", "--no-progress").returncode == 0
+    finally:
+        os.umask(old)
+    for path in (tmp_path / "b").rglob("*"):
+        if path.is_file() and not path.name.startswith("."):
+            assert stat.S_IMODE(path.stat().st_mode) == 0o644, path

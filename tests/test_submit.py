@@ -27,14 +27,14 @@ DS = "fashion_mnist"
 _ENV = {"OMP_NUM_THREADS": "1", "MIMBENCH_OFFLINE": "1"}   # two processes share two cores in the concurrency test
 
 
-def _argv(model: Path, name: str, out: Path) -> list[str]:
+def _argv(model: Path, name: str, out: Path, *extra: str) -> list[str]:
     return ["--model", str(model), "--name", name, "--submit", "--n-examples", "8", "--batch-size", "8",
-            "--out", str(out), "--no-progress"]
+            "--out", str(out), "--no-progress", *extra]
 
 
-def _submit(model: Path, name: str, out: Path) -> subprocess.Popen:
+def _submit(model: Path, name: str, out: Path, *extra: str) -> subprocess.Popen:
     """A submission as a user runs it: its own process."""
-    return subprocess.Popen([sys.executable, str(REPO / "run_bench.py"), *_argv(model, name, out)], cwd=REPO,
+    return subprocess.Popen([sys.executable, str(REPO / "run_bench.py"), *_argv(model, name, out, *extra)], cwd=REPO,
                             env=dict(os.environ, **_ENV), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -106,28 +106,30 @@ def test_submission_lands_in_every_table_the_html_and_the_plots(board, trained):
     folder = out / DS
     assert "added 'tiny_a' (partial, not ranked)" in proc.stdout
     rec, down = pd.read_csv(folder / "reconstruction.csv"), pd.read_csv(folder / "downstream.csv")
-    for table in (rec, down):
+    for table, rows in ((rec, 1 + 3 * 3), (down, 1 + 4 * 3)):   # the standard suite: clean + its attacks x 3 eps
         mine = table[table.model == "tiny_a"]
-        assert len(mine) == 4 and (mine.n == 8).all() and set(mine.eps) == {0.0, 0.05, 0.1, 0.2}
+        assert len(mine) == rows and (mine.n == 8).all() and set(mine.eps) == {0.0, 0.05, 0.1, 0.2}
+        assert set(mine.suite) == {"standard"}
     for md in ("reconstruction.md", "downstream.md"):
         text = (folder / md).read_text()
-        ranked, partial = text.split("Partial entries")
-        assert "`tiny_a`" not in ranked and "`tiny_a`" in partial and "n=8 of the 10000" in partial
+        ranked, partial = text.split("Not ranked")
+        assert "`tiny_a`" not in ranked and "`tiny_a`" in partial and "n=8 of the 1000" in partial
     entry = read_entry(folder / "entries" / "tiny_a.json")
-    run = entry["runs"]["pgd"]
-    assert run["submitted"] and not run["complete"] and run["settings"]["eval_size"] == 10000
+    run = entry["runs"]["standard"]
+    assert run["submitted"] and not run["complete"] and run["settings"]["eval_size"] == 1000
+    assert run["subset"] == "the first 1000 sample ids of the 10000" and run["outcomes"]["n"] == 8
     assert run["validation"]["finite_weights"] and run["validation"]["classifier_min_input_grad_l1"] > 0
     card = json.loads((trained / "card.json").read_text())
     assert entry["checkpoints"]["mim"]["sha256"] == card["files"]["mim"]["sha256"]
     page = (folder / "index.html").read_text()
-    assert "tiny_a" in page and 'src="plots/curves_pgd.png"' in page and 'src="plots/grid_tiny_a.png"' in page
+    assert "tiny_a" in page and 'src="plots/curves_standard.png"' in page and 'src="plots/grid_tiny_a.png"' in page
     assert 'href="fashion_mnist/index.html"' in (out / "index.html").read_text()
-    for png in ("curves_pgd.png", "grid_tiny_a.png"):
+    for png in ("curves_standard.png", "grid_tiny_a.png"):
         assert (folder / "plots" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # the curve of the model is in the figure (its legend), not just a file that exists
-    from benchmark.leaderboard.boards import tidy_frames
+    from benchmark.leaderboard.boards import build_boards
     from benchmark.leaderboard.plots import curves_figure
-    fig = curves_figure(*tidy_frames(read_entries(out, DS)), "pgd", {"tiny_a": 8}, DS)
+    fig = curves_figure(build_boards(read_entries(out, DS), DS), "standard", DS)
     assert any("tiny_a" in t.get_text() for leg in fig.legends for t in leg.get_texts())
 
 
@@ -170,15 +172,15 @@ def test_nan_checkpoint_is_refused_and_leaves_no_trace(board, trained, tmp_path)
 def test_two_concurrent_submissions_both_land(board, trained, tmp_path):
     out, _ = board
     models = {f"tiny_{c}": variant(trained, tmp_path / c, _nudge(i)) for i, c in enumerate("bc", 1)}
-    procs = {name: _submit(path, name, out) for name, path in models.items()}
+    procs = {name: _submit(path, name, out, "--suite", "pgd") for name, path in models.items()}
     for name, p in procs.items():
         stdout, stderr = p.communicate(timeout=300)
         assert p.returncode == 0, f"{name}: {stderr}"
     names = {e["model"] for e in read_entries(out, DS)}       # every entry still validates
     assert names == {"tiny_a", "tiny_b", "tiny_c"}
-    for table in ("reconstruction.csv", "downstream.csv"):
+    for table, standard_rows in (("reconstruction.csv", 10), ("downstream.csv", 13)):
         frame = pd.read_csv(out / DS / table)
-        assert set(frame.model) == names and len(frame) == 12
+        assert set(frame.model) == names and len(frame) == standard_rows + 2 * 4   # tiny_a standard, b and c pgd
     page = (out / DS / "index.html").read_text()
     assert all(f'plots/grid_{n}.png' in page for n in names)
     assert not list(out.rglob("*.tmp")) and not list(out.rglob(".*.tmp*"))

@@ -224,7 +224,10 @@ def load_model(name_or_dir: ModelRef, checkpoint: Optional[PathLike] = None,
             if not (path / "card.json").is_file():
                 raise CheckpointError(f"{path}: not a model folder (no card.json from the trainer, no config.json "
                                       f"from transformers)")
-            card = card_from_folder(path)
+            try:
+                card = card_from_folder(path)
+            except ValueError as exc:
+                raise CheckpointError(str(exc)) from None
         else:
             card = get_card(str(name_or_dir))
         bundle = ModelBundle(card, None, None)

@@ -33,35 +33,66 @@ class CheckpointError(RuntimeError):
 sha256sum = sha256_of  # the hash an entry records for every checkpoint file
 
 
+def _file_format(path: Path) -> str:
+    """What the bytes of a checkpoint are, whatever its name says: 'safetensors', 'zip' (torch.save), 'pickle'
+    (legacy torch.save), 'empty' or 'unknown'."""
+    with open(path, "rb") as f:
+        head = f.read(16)
+    if not head:
+        return "empty"
+    if head[:4] == b"PK\x03\x04":
+        return "zip"
+    if head[:1] == b"\x80":
+        return "pickle"
+    if len(head) >= 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < (1 << 30):
+        return "safetensors"
+    return "unknown"
+
+
 def read_state_dict(path: PathLike) -> dict[str, torch.Tensor]:
-    """Tensors of a checkpoint file, never executing code: safetensors, or torch.load(weights_only=True)."""
+    """Tensors of a checkpoint file, never executing code: safetensors, or torch.load(weights_only=True).
+
+    The format is read from the file's bytes, so a safetensors file named `.pth` loads too; an empty, truncated or
+    code-carrying file is refused with one line saying which."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
-    if path.suffix == ".safetensors":
+    kind = _file_format(path)
+    if kind == "empty":
+        raise CheckpointError(f"{path}: empty file (0 bytes); download it again")
+    if kind == "safetensors" or (kind == "unknown" and path.suffix == ".safetensors"):
         from safetensors import SafetensorError
         from safetensors.torch import load_file
         try:
             return dict(load_file(str(path)))
         except (SafetensorError, OSError, ValueError) as exc:
-            raise CheckpointError(f"{path}: unreadable safetensors file ({exc})") from None
+            raise CheckpointError(f"{path}: truncated or corrupt safetensors file ({str(exc).splitlines()[0][:120]}); "
+                                  f"download it again") from None
+    if kind == "unknown":
+        raise CheckpointError(f"{path}: not a checkpoint mimbench can read (neither safetensors nor a torch.save "
+                              f"file); download it again")
     try:
         with warnings.catch_warnings():  # torch warns about pickle protocols on stderr; errors are reported below
             warnings.simplefilter("ignore")
             obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        raise CheckpointError(f"{path}: refused, the file holds objects other than tensors "
-                              f"(weights_only load failed: {_unpickling_reason(str(exc))[:160]})") from None
+        raise CheckpointError(f"{path}: refused, {_unpickling_reason(str(exc))}; mimbench loads tensors only "
+                              f"(weights_only) and never runs a checkpoint's code") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
-        raise CheckpointError(f"{path}: unreadable or truncated checkpoint ({str(exc).splitlines()[0][:160]})") from None
+        first = (str(exc).splitlines() or [type(exc).__name__])[0][:160] or type(exc).__name__
+        raise CheckpointError(f"{path}: unreadable or truncated checkpoint ({first})") from None
     return _unwrap(obj, path)
 
 
 def _unpickling_reason(message: str) -> str:
-    """The informative line of torch's weights_only error (what it refused), not its generic preamble."""
+    """What torch's weights_only unpickler refused (e.g. 'it would call posix.system'), not its generic preamble."""
+    import re
+    found = re.search(r"GLOBAL ([\w.]+)", message)
+    if found:
+        return f"it would call {found.group(1)} when unpickled"
     tail = message.split("WeightsUnpickler error:", 1)[-1] if "WeightsUnpickler error:" in message else message
-    lines = [line.strip() for line in tail.splitlines() if line.strip()]
-    return lines[0] if lines else "unsafe pickle"
+    lines = [line.strip() for line in tail.splitlines() if line.strip() and "PyTorch 2.6" not in line]
+    return (lines[0][:120] if lines else "it holds objects other than tensors")
 
 
 def _unwrap(obj, path: Path) -> dict[str, torch.Tensor]:

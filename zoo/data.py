@@ -94,8 +94,14 @@ def cache_dir() -> Path:
 
 def _read_idx(path: Path) -> np.ndarray:
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
-        data = f.read()
+    try:
+        with opener(path, "rb") as f:
+            data = f.read()
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        raise DatasetError(f"{path}: unreadable ({str(exc).splitlines()[0][:80] or type(exc).__name__}); "
+                           f"replace the file") from None
+    if len(data) < 8:
+        raise DatasetError(f"{path}: not an IDX file ({len(data)} bytes)")
     magic = int.from_bytes(data[0:4], "big")
     ndim = magic & 0xFF
     if magic >> 8 != 0x08:
@@ -110,10 +116,18 @@ def _read_idx(path: Path) -> np.ndarray:
 def _fashion_mnist_files(split: str, data_dir: Optional[Path]) -> tuple[Path, Path, str]:
     prefix = "train" if split == "train" else "t10k"
     names = (f"{prefix}-images-idx3-ubyte", f"{prefix}-labels-idx1-ubyte")
-    candidates = [d for d in (data_dir, DEBIAN_FASHION_MNIST, cache_dir() / "data" / "FashionMNIST" / "raw")
-                  if d is not None]
-    if data_dir is not None:
-        candidates.insert(1, Path(data_dir) / "FashionMNIST" / "raw")
+    if data_dir is not None:   # a folder the user named: use it or say why not, never fall back to another copy
+        if not Path(data_dir).is_dir():
+            raise DatasetError(f"--data-dir {data_dir}: no such folder")
+        candidates = [Path(data_dir), Path(data_dir) / "FashionMNIST" / "raw"]
+        for d in candidates:
+            for suffix in (".gz", ""):
+                img, lab = d / (names[0] + suffix), d / (names[1] + suffix)
+                if img.exists() and lab.exists():
+                    return img, lab, str(d)
+        raise DatasetError(f"--data-dir {data_dir}: no Fashion-MNIST {split} files ({names[0]}[.gz] and "
+                           f"{names[1]}[.gz]) in it or in its FashionMNIST/raw")
+    candidates = [DEBIAN_FASHION_MNIST, cache_dir() / "data" / "FashionMNIST" / "raw"]
     for d in candidates:
         for suffix in (".gz", ""):
             img, lab = Path(d) / (names[0] + suffix), Path(d) / (names[1] + suffix)
@@ -134,10 +148,19 @@ def _fashion_mnist_files(split: str, data_dir: Optional[Path]) -> tuple[Path, Pa
 
 def load_fashion_mnist(split: str = "test", data_dir: Optional[str] = None) -> ImageDataset:
     img_path, lab_path, source = _fashion_mnist_files(split, Path(data_dir) if data_dir else None)
-    images = torch.from_numpy(_read_idx(img_path).copy()).unsqueeze(1).to(torch.float32).div_(255.0)
-    labels = torch.from_numpy(_read_idx(lab_path).astype(np.int64))
+    raw_images, raw_labels = _read_idx(img_path), _read_idx(lab_path)
+    if raw_images.ndim != 3 or raw_labels.ndim != 1:
+        swapped = raw_images.ndim == 1 and raw_labels.ndim == 3
+        raise DatasetError(f"Fashion-MNIST {split}: {img_path} holds an array of shape {raw_images.shape} and "
+                           f"{lab_path} one of shape {raw_labels.shape}; expected N x 28 x 28 images and N labels"
+                           + (" (the two files look swapped)" if swapped else ""))
+    images = torch.from_numpy(raw_images.copy()).unsqueeze(1).to(torch.float32).div_(255.0)
+    labels = torch.from_numpy(raw_labels.astype(np.int64))
     if images.shape[0] != labels.shape[0]:
         raise DatasetError(f"Fashion-MNIST {split}: {images.shape[0]} images but {labels.shape[0]} labels")
+    bad = int(((labels < 0) | (labels >= len(FASHION_MNIST_CLASSES))).sum())
+    if bad:
+        raise DatasetError(f"Fashion-MNIST {split}: {bad} labels of {lab_path} outside 0-{len(FASHION_MNIST_CLASSES) - 1}")
     return ImageDataset("fashion_mnist", split, images, labels, torch.arange(len(labels)), FASHION_MNIST_CLASSES,
                         source)
 

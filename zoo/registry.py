@@ -228,8 +228,29 @@ def _card_from_local(folder: Path) -> ModelCard:
     )
 
 
+CARD_KEYS = ("name", "family", "arch", "dataset")
+
+
 def card_from_folder(folder: Path) -> ModelCard:
-    """The card of a trainer-written folder (card.json + safetensors)."""
+    """The card of a trainer-written folder (card.json + safetensors); ValueError in one line naming what is wrong
+    with its card.json."""
+    path = Path(folder) / "card.json"
+    try:
+        meta = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: unreadable ({type(exc).__name__})") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+    if not isinstance(meta, dict):
+        raise ValueError(f"{path}: expected a JSON object")
+    missing = [k for k in CARD_KEYS if k not in meta]
+    if missing:
+        raise ValueError(f"{path}: the card lacks {', '.join(missing)} (a trainer folder's card has "
+                         f"{', '.join(CARD_KEYS)}, files, ...)")
+    files = meta.get("files", {})
+    bad = [role for role, f in files.items() if not isinstance(f, dict) or "file" not in f]
+    if bad:
+        raise ValueError(f"{path}: files.{bad[0]} must name its 'file'")
     return _card_from_local(Path(folder))
 
 

@@ -5,9 +5,13 @@ A robustness number from gradient attacks is only as good as the gradients. Thre
   (the attacks cannot move them);
 - a randomised forward pass: two forward passes of the same input differ (the attacks then optimise a moving
   target; such a model needs EoT, AutoAttack's 'rand' version);
-- a black-box attack stronger than the white-box ones at the same budget: downstream, Square (torchattacks,
-  score-based) breaks samples that survived every white-box attack of the budget; reconstruction, random
-  noise in the ball degrades the reconstruction more than the strongest white-box attack of the budget.
+- a black-box attack succeeding where the whole white-box ensemble failed, on a share of samples too large for
+  healthy gradients: downstream, Square (score-based) breaks samples that survived every white-box attack of the
+  budget; reconstruction, random noise in the ball degrades a sample's reconstruction more than the strongest
+  white-box attack of the budget. On a model whose gradients work, the white-box ensemble finds nearly all that
+  a query attack finds (AutoAttack's Square adds well under a point of robust accuracy after APGD on healthy
+  models), so the check fires only when the 95% Wilson lower bound of that share exceeds BLACK_BOX_SHARE: a
+  few stray successes are expected and counted (the worst case includes them), not a sign of broken gradients.
   Square runs only where the budget has a budget-constrained iterative white-box attack (BIM, PGD, adaptive
   PGD with at least MIN_WHITEBOX_STEPS steps): FGSM and CW are expected to lose to Square, so a budget with only
   those is skipped, not flagged. The survivors Square attacks are those of every white-box attack of the budget,
@@ -21,7 +25,10 @@ from typing import Callable, Optional
 
 import torch
 
+from ..stats import wilson_interval
+
 SQUARE_QUERIES = 1000   # queries per sample of the black-box check (AutoAttack standard uses 5000 inside AA)
+BLACK_BOX_SHARE = 0.10  # flag when the black-box attack wins on a share whose Wilson lower bound exceeds this
 # Square costs about SQUARE_QUERIES forward passes per surviving sample (50x a PGD-20), so it checks the first
 # SQUARE_SAMPLES samples of the evaluation order (whole batches), a fixed subset whatever n is: a check of the
 # gradients, not a robustness number. The cheap checks (zero gradients, randomness, noise) cover every sample.
@@ -74,8 +81,10 @@ def summarise_square(norm: str, eps: float, whitebox: list[str], records: list[d
     survivors, _ = _count(records, "whitebox_robust")
     broken, _ = _count(records, "square_broken")
     n = sum(len(r["sample_id"]) for r in records)
+    low = wilson_interval(broken, survivors)[0] if survivors else 0.0
     return {"attack": "square", "norm": norm, "eps": float(eps), "n_queries": n_queries, "whitebox": whitebox,
-            "n": n, "whitebox_robust": survivors, "broken_only_by_black_box": broken, "flag": broken > 0}
+            "n": n, "whitebox_robust": survivors, "broken_only_by_black_box": broken,
+            "share_lower_bound": round(low, 4), "flag": broken > 0 and low > BLACK_BOX_SHARE}
 
 
 def is_reference(impl: str, steps: int) -> bool:
@@ -98,10 +107,11 @@ def summarise_noise(norm: str, eps: float, whitebox: list[str], metric: str, hig
     wb = sum(w for w, _ in pairs) / len(pairs) if pairs else None
     bb = sum(b for _, b in pairs) / len(pairs) if pairs else None
     stronger = sum(1 for w, b in pairs if sign * (b - w) > 0)
-    flag = bool(pairs) and sign * (bb - wb) > 0
+    low = wilson_interval(stronger, len(pairs))[0] if pairs else 0.0
+    flag = stronger > 0 and low > BLACK_BOX_SHARE
     return {"attack": "random_noise", "norm": norm, "eps": float(eps), "samples": samples, "whitebox": whitebox,
             "metric": metric, "n": len(pairs), "whitebox_mean": wb, "black_box_mean": bb,
-            "samples_black_box_stronger": stronger, "flag": flag}
+            "samples_black_box_stronger": stronger, "share_lower_bound": round(low, 4), "flag": flag}
 
 
 def flag_messages(target: str, block: dict) -> list[str]:
@@ -116,8 +126,10 @@ def flag_messages(target: str, block: dict) -> list[str]:
             continue
         if b["attack"] == "square":
             lines.append(f"{target}: Square broke {b['broken_only_by_black_box']} of the {b['whitebox_robust']} "
-                         f"samples that survived every white-box attack at {b['norm']} eps {b['eps']:g}")
+                         f"samples that survived every white-box attack at {b['norm']} eps {b['eps']:g} (95% lower "
+                         f"bound of the share {b['share_lower_bound']:.2f} > {BLACK_BOX_SHARE:.2f})")
         else:
-            lines.append(f"{target}: random noise is stronger than every white-box attack at {b['norm']} eps "
-                         f"{b['eps']:g} ({b['metric']} {b['black_box_mean']:.4g} vs {b['whitebox_mean']:.4g})")
+            lines.append(f"{target}: random noise beat every white-box attack on {b['samples_black_box_stronger']} of "
+                         f"{b['n']} samples at {b['norm']} eps {b['eps']:g} (95% lower bound of the share "
+                         f"{b['share_lower_bound']:.2f} > {BLACK_BOX_SHARE:.2f})")
     return lines

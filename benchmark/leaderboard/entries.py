@@ -15,7 +15,10 @@ from typing import Any, Optional
 
 from zoo.fileio import atomic_write_text
 
-SCHEMA_VERSION = 1
+from .outcomes import OutcomeError, check_outcomes
+
+SCHEMA_VERSION = 2          # 2: new runs keep per-sample outcomes and their worst case (runs of 1: unranked)
+READABLE_VERSIONS = (1, 2)
 RECON_COLUMNS = ["model", "suite", "attack", "norm", "eps", "n", "mse", "psnr", "ssim", "lpips", "psnr_input",
                  "token_agreement"]
 DOWNSTREAM_COLUMNS = ["model", "suite", "attack", "norm", "eps", "n", "accuracy"]
@@ -105,7 +108,7 @@ def _check_rows(rows: Any, target: str, model: str, suite: str, n: Optional[int]
         seen.add(key)
 
 
-def _check_run(suite: str, run: Any, model: str, where: str) -> None:
+def _check_run(suite: str, run: Any, model: str, where: str, version: int = SCHEMA_VERSION) -> None:
     at = f"{where}: run '{suite}'"
     if not isinstance(run, dict):
         raise EntryError(f"{at}: not an object")
@@ -133,6 +136,11 @@ def _check_run(suite: str, run: Any, model: str, where: str) -> None:
         _check_rows(run[target], target, model, suite, settings["n"], f"{at} {target}")
     if not run["reconstruction"] and not run["downstream"]:
         raise EntryError(f"{at}: no result rows")
+    if "outcomes" in run:
+        try:
+            check_outcomes(run)
+        except (OutcomeError, ValueError, KeyError, TypeError) as exc:
+            raise EntryError(f"{at}: {exc}") from None
 
 
 def validate_entry(entry: Any, where: str = "entry") -> dict[str, Any]:
@@ -140,8 +148,9 @@ def validate_entry(entry: Any, where: str = "entry") -> dict[str, Any]:
     if not isinstance(entry, dict):
         raise EntryError(f"{where}: not a JSON object")
     _require(entry, ("schema_version", "model", "dataset", "card", "checkpoints", "runs"), where)
-    if entry["schema_version"] != SCHEMA_VERSION:
-        raise EntryError(f"{where}: schema_version {entry['schema_version']} (expected {SCHEMA_VERSION})")
+    if entry["schema_version"] not in READABLE_VERSIONS:
+        raise EntryError(f"{where}: schema_version {entry['schema_version']} (this mimbench reads "
+                         f"{', '.join(map(str, READABLE_VERSIONS))})")
     if not isinstance(entry["model"], str) or not entry["model"] or not isinstance(entry["dataset"], str):
         raise EntryError(f"{where}: 'model' and 'dataset' must be non-empty strings")
     card = entry["card"]
@@ -155,7 +164,7 @@ def validate_entry(entry: Any, where: str = "entry") -> dict[str, Any]:
     if not isinstance(entry["runs"], dict) or not entry["runs"]:
         raise EntryError(f"{where}: 'runs' must map suite names to runs (at least one)")
     for suite, run in entry["runs"].items():
-        _check_run(suite, run, entry["model"], where)
+        _check_run(suite, run, entry["model"], where, entry["schema_version"])
     return entry
 
 

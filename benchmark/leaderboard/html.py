@@ -7,13 +7,14 @@ can tell the plots are visible.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from html import escape as _esc
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from zoo.fileio import atomic_write_text
 
-from .boards import DESCRIPTIONS, Board, BoardRow
+from .boards import DESCRIPTIONS, Board, BoardRow, Value
 from .entries import safe_name
 from .markdown import README_TOP
 
@@ -29,7 +30,7 @@ th,td{border:1px solid #d8dee4;padding:4px 9px;text-align:right;white-space:nowr
 th{background:#f3f5f7;cursor:pointer;user-select:none}th.l,td.l{text-align:left}
 th[data-dir=asc]::after{content:" \\25B2";font-size:10px}th[data-dir=desc]::after{content:" \\25BC";font-size:10px}
 tbody tr:nth-child(even){background:#fafbfc}tbody tr:hover{background:#eef5ff}
-td.best{font-weight:600}.flag{color:#b35900;font-weight:600}.partial td{color:#57606a}
+td.best{font-weight:600}span.ci{color:#57606a;font-size:12px}.flag{color:#b35900;font-weight:600}.partial td{color:#57606a}
 figure{display:inline-block;margin:8px 16px 8px 0;vertical-align:top}figcaption{color:#57606a;font-size:12px}
 img.plot{max-width:100%;border:1px solid #d8dee4}img.thumb{max-width:520px;border:1px solid #d8dee4}
 .card{border:1px solid #d8dee4;border-radius:6px;padding:6px 16px 12px;margin:14px 0}
@@ -79,31 +80,36 @@ def _page(title: str, nav: str, body: list[str]) -> str:
                       f"<script>{_JS}</script>", "</body></html>", ""])
 
 
-def _num_cell(board: Board, v: Any, best: bool = False) -> str:
-    data = "" if v is None else f"{v * board.style['scale']:.6g}"
+def _num_cell(board: Board, v: Optional[Value], best: bool = False) -> str:
+    """A value with its 95% interval (sorting uses the value)."""
+    value = None if v is None else v.value
+    data = "" if value is None else f"{value * board.style['scale']:.6g}"
     cls = ' class="best"' if best else ""
-    return f'<td data-v="{data}"{cls}>{_esc(board.fmt(v))}</td>'
+    text = _esc(board.fmt(value))
+    if v is not None and v.interval is not None and value is not None:
+        text += f' <span class="ci">({_esc(board.fmt(v.interval[0]))}–{_esc(board.fmt(v.interval[1]))})</span>'
+    return f'<td data-v="{data}"{cls}>{text}</td>'
 
 
 def _board_table(board: Board, rows: list[BoardRow], ranked: bool) -> str:
-    heads = (["#"] if ranked else []) + ["Model", "Family", "n"] + board.headers() + ["Mean under attack"]
-    heads += [] if ranked else ["Why partial"]
-    left = {"Model", "Family", "Why partial"}
-    out = ['<div class="scroll">', f'<table class="sortable board" data-target="{board.target}" data-suite="{_esc(board.suite)}">',
+    heads = (["#"] if ranked else []) + ["Model", "Family", "n"] + board.headers()
+    heads += [] if ranked else ["Why not ranked"]
+    left = {"Model", "Family", "Why not ranked"}
+    out = ['<div class="scroll">',
+           f'<table class="sortable board" data-target="{board.target}" data-suite="{_esc(board.suite)}">',
            "<thead><tr>" + "".join(f'<th class="{"l" if h in left else ""}">{_esc(h)}</th>' for h in heads)
            + "</tr></thead><tbody>"]
-    columns = [[r.clean for r in rows]] + [[r.values[j] for r in rows] for j in range(len(board.cells))]
+    columns = [[r.clean.value for r in rows]] + [[r.values[j].value for r in rows] for j in range(len(board.budgets))]
     best = [max((v for v in col if v is not None), default=None) for col in columns]
     for i, r in enumerate(rows, 1):
-        flag = (f' <span class="flag" title="gradient masking suspected: {_esc(", ".join(r.flags))}">&#9888;</span>'
-                if r.flags else "")
-        cells = [f'<td data-v="{i}">{i}</td>'] if ranked else []
+        flag = (f' <span class="flag" title="evidence of broken gradients: {_esc("; ".join(r.flags))}">&#9888;'
+                f'</span>' if r.flags else "")
+        cells = [f'<td data-v="{i}">{_esc(r.rank_label)}</td>'] if ranked else []
         cells += [f'<td class="l"><a href="entries/{_esc(safe_name(r.model))}.json">{_esc(r.model)}</a>{flag}</td>',
                   f'<td class="l">{_esc(r.family)}</td>', f"<td>{r.n}</td>"]
         vals = [r.clean] + r.values
-        cells += [_num_cell(board, v, ranked and len(rows) > 1 and v is not None and v == best[j])
+        cells += [_num_cell(board, v, ranked and len(rows) > 1 and v.value is not None and v.value == best[j])
                   for j, v in enumerate(vals)]
-        cells.append(_num_cell(board, r.score))
         if not ranked:
             cells.append(f'<td class="l">{_esc(r.partial_reason)}</td>')
         out.append(f'<tr class="{"ranked" if ranked else "partial"}">' + "".join(cells) + "</tr>")
@@ -149,8 +155,8 @@ def write_dataset_page(folder: Path, dataset: str, entries: list[dict[str, Any]]
            '<a href="downstream.md">downstream.md</a><a href="entries/">entries/</a>')
     body = [f'<p class="lead">{len(entries)} model{"s" if len(entries) != 1 else ""} on {_esc(dataset)}. Tables are '
             "generated from the JSON entries; click a column header to sort. Partial entries (part of the "
-            "evaluation set) are listed under each table, not ranked. &#9888; marks a run whose gradient-masking "
-            "checks fired.</p>"]
+            "evaluation set) are listed under each table, not ranked. &#9888; marks a run with evidence of broken "
+            "gradients (a black-box attack winning on too many samples, zero gradients, randomness).</p>"]
     for target in ("reconstruction", "downstream"):
         mine = [b for b in boards if b.target == target]
         body.append(f'<h2 id="{target}">{_esc(mine[0].style["title"] if mine else target.title())}</h2>')
@@ -159,9 +165,13 @@ def write_dataset_page(folder: Path, dataset: str, entries: list[dict[str, Any]]
             body.append("<p><em>No results yet.</em></p>")
         for b in mine:
             body.append(f"<h3>Suite <code>{_esc(b.suite)}</code> &middot; {_esc(b.style['label'])}</h3>")
+            if b.reference is not None:
+                scope = f"; evaluated on {b.subset}" if b.subset else ""
+                body.append(f'<p class="muted">Ranked by the worst case at {_esc(b.budget_label(b.reference))}'
+                            f"{_esc(scope)}; 95% intervals in brackets; =: shares the rank above.</p>")
             body.append(_board_table(b, b.ranked, True) if b.ranked else "<p><em>No complete entries yet.</em></p>")
             if b.partial:
-                body.append('<p class="muted">Partial entries (not ranked):</p>')
+                body.append('<p class="muted">Not ranked (part of the set, or no per-sample outcomes):</p>')
                 body.append(_board_table(b, b.partial, False))
     body.append('<h2 id="curves">Robustness curves</h2>')
     for suite, rel in sorted(figures.get("curves", {}).items()):
@@ -195,13 +205,14 @@ def write_index_page(out: Path, summary: dict[str, tuple[list[Board], int]]) -> 
         body.append(f'<div class="card"><h2><a href="{_esc(ds)}/index.html">{_esc(ds)}</a></h2>')
         body.append(f'<p class="muted">{count} model{"s" if count != 1 else ""}</p>')
         for b in boards:
-            short = Board(b.dataset, b.target, b.suite, b.cells, b.ranked[:README_TOP], [])
+            short = replace(b, ranked=b.ranked[:README_TOP], partial=[])
             body.append(f"<h3>{_esc(b.style['title'])}, suite <code>{_esc(b.suite)}</code> &middot; "
                         f"{_esc(b.style['label'])}</h3>")
             table = _board_table(short, short.ranked, True) if short.ranked else "<p><em>No complete entry yet.</em></p>"
             body.append(table.replace('href="entries/', f'href="{_esc(ds)}/entries/'))
             more = len(b.ranked) - README_TOP
-            rest = ([f"{more} more ranked"] if more > 0 else []) + ([f"{len(b.partial)} partial"] if b.partial else [])
+            rest = ([f"{more} more ranked"] if more > 0 else []) + ([f"{len(b.partial)} not ranked"] if b.partial
+                                                                    else [])
             if rest:
                 body.append(f'<p class="muted"><a href="{_esc(ds)}/index.html#{b.target}">'
                             f"{', '.join(rest)} &rarr;</a></p>")

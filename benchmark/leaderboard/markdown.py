@@ -15,19 +15,45 @@ README_TOP = 5
 
 
 def _md_table(board: Board, rows: list[BoardRow], ranked: bool) -> list[str]:
-    head = (["#"] if ranked else []) + ["Model", "n"] + board.headers() + ([] if ranked else ["Why partial"])
-    align = (["---:"] if ranked else []) + [":---", "---:"] + ["---:"] * (len(board.cells) + 1) \
+    head = (["#"] if ranked else []) + ["Model", "n"] + board.headers() + ([] if ranked else ["Why not ranked"])
+    align = (["---:"] if ranked else []) + [":---", "---:"] + ["---:"] * (len(board.budgets) + 1) \
         + ([] if ranked else [":---"])
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join(align) + "|"]
-    for i, r in enumerate(rows, 1):
+    for r in rows:
         name = f"`{r.model}`" + (" ⚠" if r.flags else "")
-        cols = ([str(i)] if ranked else []) + [name, str(r.n), board.fmt(r.clean)] + [board.fmt(v) for v in r.values]
+        cols = ([r.rank_label] if ranked else []) + [name, str(r.n), board.fmt_value(r.clean)]
+        cols += [board.fmt_value(v) for v in r.values]
         lines.append("| " + " | ".join(cols + ([] if ranked else [r.partial_reason])) + " |")
     return lines
 
 
+def _details_table(board: Board, rows: list[BoardRow]) -> list[str]:
+    """Each attack's own rows (in a cascade suite: after it and the attacks before it)."""
+    head = ["Model", "Attack"] + [board.budget_label(b) for b in board.budgets]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join([":---", ":---"] + ["---:"] * len(board.budgets)) + "|"]
+    for r in rows:
+        for attack in board.attacks:
+            values = r.details.get(attack, [])
+            if any(v.value is not None for v in values):
+                lines.append(f"| `{r.model}` | {attack} | " + " | ".join(board.fmt_value(v) for v in values) + " |")
+    return lines
+
+
+def _change_table(board: Board) -> list[str]:
+    """What the strongest evaluation changes from the suite's first attack alone (PGD-20), per ranked model."""
+    budget = board.budget_label(board.reference)
+    first = board.attacks[0]
+    lines = [f"| Model | {first} alone at {budget} | worst case at {budget} | difference |",
+             "|:---|---:|---:|---:|"]
+    for r in board.ranked:
+        a, w = r.first_attack, r.score
+        diff = "–" if a is None or a.value is None or w.value is None else board.fmt(w.value - a.value)
+        lines.append(f"| `{r.model}` | {board.fmt_value(a)} | {board.fmt_value(w)} | {diff} |")
+    return lines
+
+
 def board_markdown(target: str, boards: list[Board], notes: dict[str, str]) -> str:
-    """The Markdown page of one target: a ranked table per suite, partial entries listed apart, notes."""
+    """The Markdown page of one target: per suite a ranked table, the runs not ranked, each attack's rows, notes."""
     style = BOARD_STYLE[target]
     text = [f"# {style['title']}\n", DESCRIPTIONS[target] + "\n"]
     mine = [b for b in boards if b.target == target]
@@ -35,20 +61,57 @@ def board_markdown(target: str, boards: list[Board], notes: dict[str, str]) -> s
         text.append("_No results yet._\n")
     for b in mine:
         text.append(f"### Suite `{b.suite}`\n")
+        scope = f"; evaluated on {b.subset}" if b.subset else ""
+        if b.reference is not None:
+            text.append(f"Ranked by the worst case at {b.budget_label(b.reference)}{scope}; {style['label']}, "
+                        f"95% intervals in brackets.\n")
         text += _md_table(b, b.ranked, ranked=True) if b.ranked else ["_No complete entries yet._"]
         text.append("")
         if b.partial:
-            text.append("Partial entries (not ranked: evaluated on part of the set):\n")
+            text.append("Not ranked (evaluated on part of the set, or recorded without per-sample outcomes):\n")
             text += _md_table(b, b.partial, ranked=False)
             text.append("")
-    flagged = sorted({(r.model, ", ".join(r.flags)) for b in mine for r in b.ranked + b.partial if r.flags})
+        if len(b.attacks) > 1 and b.ranked and b.reference is not None:
+            text.append(f"What the attacks after `{b.attacks[0]}` change at {b.budget_label(b.reference)}:\n")
+            text += _change_table(b)
+            text.append("")
+        if b.ranked or b.partial:
+            text.append("Each attack's rows" + (" (cumulative: robust after it and the attacks before it)"
+                                                if b.cascade else "") + ":\n")
+            text += _details_table(b, b.ranked + b.partial)
+            text.append("")
+    flagged = sorted({(r.model, "; ".join(r.flags)) for b in mine for r in b.ranked + b.partial if r.flags})
     if flagged:
-        text.append("⚠ Gradient masking suspected (the numbers may overstate robustness):\n")
+        text.append("⚠ Evidence of broken gradients (the numbers may overstate robustness):\n")
         text += [f"- `{m}`: {f}" for m, f in flagged]
         text.append("")
     if notes:
         text.append("Notes:\n" + "\n".join(f"- `{k}`: {v}" for k, v in sorted(notes.items())) + "\n")
     return "\n".join(text)
+
+
+def _readme_board(b: Board) -> list[str]:
+    budget = b.budget_label(b.reference)
+    scope = f", {b.subset}" if b.subset else ""
+    lines = [f"{b.style['title']}, suite `{b.suite}` ({b.style['label']}; ranked by the worst case at {budget}"
+             f"{scope}; 95% intervals; = shares the rank above):\n"]
+    compare = len(b.attacks) > 1
+    head = ["#", "Model", "Clean", f"Worst case at {budget}"]
+    if compare:
+        head += [f"{b.attacks[0]} alone", "difference"]
+    lines += ["| " + " | ".join(head) + " |", "|" + "|".join(["---:", ":---"] + ["---:"] * (len(head) - 2)) + "|"]
+    for r in b.ranked[:README_TOP]:
+        cols = [r.rank_label, f"`{r.model}`" + (" ⚠" if r.flags else ""), b.fmt_value(r.clean), b.fmt_value(r.score)]
+        if compare:
+            a = r.first_attack
+            diff = "–" if a is None or a.value is None or r.score.value is None else b.fmt(r.score.value - a.value)
+            cols += [b.fmt_value(a), diff]
+        lines.append("| " + " | ".join(cols) + " |")
+    rest = len(b.ranked) - README_TOP
+    extra = f"{rest} more ranked" if rest > 0 else ""
+    extra += (", " if extra and b.partial else "") + (f"{len(b.partial)} not ranked" if b.partial else "")
+    lines.append(f"\n{extra} — see the full table.\n" if extra else "")
+    return lines
 
 
 def readme_block(out: Path, link_prefix: str = "leaderboards") -> str:
@@ -62,24 +125,12 @@ def readme_block(out: Path, link_prefix: str = "leaderboards") -> str:
                      f"[downstream]({link_prefix}/{ds}/downstream.md) · "
                      f"[entries]({link_prefix}/{ds}/entries/)\n")
         for b in boards:
-            if not b.ranked:  # nothing to rank: name the partial runs instead of an empty table
+            if not b.ranked:  # nothing to rank: name the runs instead of an empty table
                 runs = ", ".join(f"`{r.model}` (n={r.n})" for r in b.partial)
-                lines.append(f"{b.style['title']}, suite `{b.suite}`: partial runs only ({runs}) — "
+                lines.append(f"{b.style['title']}, suite `{b.suite}`: no ranked run yet ({runs}) — "
                              f"see the full table.\n")
                 continue
-            n_cells = len(b.cells)
-            lines.append(f"{b.style['title']}, suite `{b.suite}` ({b.style['label']}; mean over {n_cells} attack "
-                         f"cell{'s' if n_cells != 1 else ''}):\n")
-            lines.append("| # | Model | Clean | Under attack (mean) | Worst cell |")
-            lines.append("|---:|:---|---:|---:|---:|")
-            for i, r in enumerate(b.ranked[:README_TOP], 1):
-                worst = min((v for v in r.values if v is not None), default=None)
-                lines.append(f"| {i} | `{r.model}`{' ⚠' if r.flags else ''} | {b.fmt(r.clean)} | {b.fmt(r.score)} "
-                             f"| {b.fmt(worst)} |")
-            rest = len(b.ranked) - README_TOP
-            extra = f"{rest} more ranked" if rest > 0 else ""
-            extra += (", " if extra and b.partial else "") + (f"{len(b.partial)} partial" if b.partial else "")
-            lines.append(f"\n{extra} — see the full table.\n" if extra else "")
+            lines += _readme_board(b)
     if not datasets:
         lines.append("_No entries yet: the boards fill as models are submitted (see below)._\n")
     lines.append(README_END)

@@ -16,16 +16,15 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
 
 from zoo.fileio import atomic_path  # noqa: E402
 
 from ..suites import format_eps  # noqa: E402
+from .boards import Board  # noqa: E402
 from .entries import safe_name  # noqa: E402
 
 PLOTS_DIR = "plots"
 _DPI = 100
-_METRIC = {"downstream": ("accuracy", 100.0, "accuracy (%)"), "reconstruction": ("psnr", 1.0, "masked PSNR (dB)")}
 
 
 def _save(fig, path: Path) -> Path:
@@ -38,38 +37,46 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
-def curves_figure(rf: pd.DataFrame, df: pd.DataFrame, suite: str, partial: dict[str, int], dataset: str):
-    """The robustness-curve figure of one suite (None when it has no attacked rows)."""
+def curves_figure(boards: list[Board], suite: str, dataset: str):
+    """The robustness curves of one suite: per target and norm, each model's worst case against eps (clean at 0)
+    with its 95% interval as a band; dashed lines are runs not ranked (partial). None when nothing is attacked."""
     panels = []
-    for target, frame in (("downstream", df), ("reconstruction", rf)):
-        f = frame[frame["suite"] == suite]
-        for (attack, norm), _ in f[f["attack"] != "none"].groupby(["attack", "norm"], sort=True):
-            panels.append((target, attack, norm, f))
+    for b in boards:
+        if b.suite != suite:
+            continue
+        for norm in sorted({n for n, _ in b.budgets}, key=lambda n: n != "Linf"):
+            panels.append((b, norm))
     if not panels:
         return None
-    models = sorted({m for *_, f in panels for m in f["model"]})
+    models = sorted({r.model for b, _ in panels for r in b.ranked + b.partial})
     colors = {m: plt.get_cmap("tab10")(i % 10) for i, m in enumerate(models)}
     ncols = min(3, len(panels))
     nrows = math.ceil(len(panels) / ncols)
-    labels = {m: m + (f" (partial, n={partial[m]})" if m in partial else "") for m in models}
+    unranked = {r.model: r.n for b, _ in panels for r in b.partial}
+    labels = {m: m + (f" (not ranked, n={unranked[m]})" if m in unranked else "") for m in models}
     width = 4.3 * ncols
     legend_cols, legend_rows = _legend_layout(list(labels.values()), width)
     height = 3.3 * nrows + 0.5 + _LEGEND_ROW_IN * legend_rows
     fig, axes = plt.subplots(nrows, ncols, figsize=(width, height), squeeze=False)
-    for ax, (target, attack, norm, f) in zip(axes.flat, panels):
-        metric, scale, ylabel = _METRIC[target]
-        for model, mf in f.groupby("model", sort=True):
-            pts = mf[(mf["attack"] == "none") | ((mf["attack"] == attack) & (mf["norm"] == norm))]
-            pts = pts.dropna(subset=[metric]).sort_values("eps")
+    for ax, (b, norm) in zip(axes.flat, panels):
+        scale = b.style["scale"]
+        budgets = [(i, eps) for i, (n, eps) in enumerate(b.budgets) if n == norm]
+        for r in sorted(b.ranked + b.partial, key=lambda r: r.model):
+            pts = [(0.0, r.clean)] + [(eps, r.values[i]) for i, eps in budgets]
+            pts = [(e, v) for e, v in pts if v.value is not None]
             if len(pts) < 2:
                 continue
-            ax.plot(pts["eps"], pts[metric] * scale, marker="o", ms=4, lw=1.6, color=colors[model],
-                    ls="--" if model in partial else "-", label=labels[model])
-        eps = sorted(set(f.loc[(f["attack"] == attack) & (f["norm"] == norm), "eps"]) | {0.0})
+            xs = [e for e, _ in pts]
+            ax.plot(xs, [v.value * scale for _, v in pts], marker="o", ms=4, lw=1.6, color=colors[r.model],
+                    ls="-" if r.complete else "--", label=labels[r.model])
+            if all(v.interval is not None for _, v in pts):
+                ax.fill_between(xs, [v.interval[0] * scale for _, v in pts], [v.interval[1] * scale for _, v in pts],
+                                color=colors[r.model], alpha=0.15, lw=0)
+        eps = [0.0] + [e for _, e in budgets]
         ax.set_xticks(eps, [format_eps(e) for e in eps], fontsize=8)
         ax.set_xlabel(f"eps ({norm})")
-        ax.set_ylabel(ylabel)
-        ax.set_title(f"{target}: {attack} {norm}", fontsize=10)
+        ax.set_ylabel(b.style["label"])
+        ax.set_title(f"{b.target}: worst case over {', '.join(b.attacks)}", fontsize=9)
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(panels):]:
         ax.set_visible(False)
@@ -77,7 +84,7 @@ def curves_figure(rf: pd.DataFrame, df: pd.DataFrame, suite: str, partial: dict[
     for ax in axes.flat:
         for h, lab in zip(*ax.get_legend_handles_labels()):
             handles.setdefault(lab, h)
-    fig.suptitle(f"{dataset}, suite {suite}: robustness curves", fontsize=11)
+    fig.suptitle(f"{dataset}, suite {suite}: robustness curves (bands: 95% intervals)", fontsize=11)
     fig.legend(list(handles.values()), list(handles.keys()), loc="lower center", ncol=legend_cols,
                fontsize=8, frameon=False)
     fig.tight_layout(rect=(0, (0.15 + _LEGEND_ROW_IN * legend_rows) / height, 1, 1 - 0.35 / height))
@@ -146,8 +153,7 @@ def grid_figure(ex: dict[str, Any], model: str):
     return fig
 
 
-def write_plots(folder: Path, entries: list[dict[str, Any]], rf: pd.DataFrame, df: pd.DataFrame
-                ) -> dict[str, dict[str, str]]:
+def write_plots(folder: Path, entries: list[dict[str, Any]], boards: list[Board]) -> dict[str, dict[str, str]]:
     """Draw every curve and grid of a dataset into `<folder>/plots/`; returns {'curves': {suite: relpath},
     'grids': {model: relpath}}, paths relative to `folder`. Plots of models no longer on the board are removed."""
     from .examples import load_examples
@@ -156,9 +162,7 @@ def write_plots(folder: Path, entries: list[dict[str, Any]], rf: pd.DataFrame, d
     dataset = Path(folder).name
     suites = sorted({s for e in entries for s in e["runs"]})
     for suite in suites:
-        partial = {e["model"]: e["runs"][suite]["settings"]["n"] for e in entries
-                   if suite in e["runs"] and not e["runs"][suite]["complete"]}
-        fig = curves_figure(rf, df, suite, partial, dataset)
+        fig = curves_figure(boards, suite, dataset)
         if fig is not None:
             name = f"curves_{safe_name(suite)}.png"
             _save(fig, plots / name)

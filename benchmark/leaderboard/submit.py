@@ -23,7 +23,8 @@ from .entries import (
 )
 from .examples import examples_relpath, save_examples
 from .lock import board_lock
-from .report import write_reports
+from .report import write_dataset_reports, write_index
+from .staging import recover, staged_update
 
 
 class SubmissionError(Exception):
@@ -86,6 +87,7 @@ def publish(out: Path, dataset: str, label: str, base: dict[str, Any], suite: st
     """
     out = Path(out)
     with board_lock(out):
+        recover(out)
         if submit:
             check_board(out, dataset, label, base["checkpoints"], suite, run["complete"], replace=replace)
         path = entry_path(out, dataset, label)
@@ -96,12 +98,16 @@ def publish(out: Path, dataset: str, label: str, base: dict[str, Any], suite: st
             raise SubmissionError(str(exc)) from None
         if status == KEPT_COMPLETE:
             return path, status, {}
-        ex_file = out / dataset / examples_relpath(label)
-        if examples is not None:
-            save_examples(ex_file, examples)
-            run = {**run, "examples": {"file": examples_relpath(label), **examples["meta"],
-                                       "sample_ids": [int(i) for i in examples["sample_ids"]]}}
-        elif status == NEW_CHECKPOINT and ex_file.exists():
-            ex_file.unlink()  # the old checkpoint's pictures must not stand for the new one
-        path, status = write_entry(out, dataset, label, base, suite, run, replace=replace)
-        return path, status, write_reports(out, dataset)
+        with staged_update(out, dataset) as stage:   # the entry, its examples and every report, or nothing
+            ex_file = stage / dataset / examples_relpath(label)
+            if examples is not None:
+                save_examples(ex_file, examples)
+                run = {**run, "examples": {"file": examples_relpath(label), **examples["meta"],
+                                           "sample_ids": [int(i) for i in examples["sample_ids"]]}}
+            elif status == NEW_CHECKPOINT and ex_file.exists():
+                ex_file.unlink()  # the old checkpoint's pictures must not stand for the new one
+            _, status = write_entry(stage, dataset, label, base, suite, run, replace=replace)
+            staged = write_dataset_reports(stage, dataset)
+        paths = {name: out / dataset / Path(p).relative_to(stage / dataset) for name, p in staged.items()}
+        paths["../index.html"] = write_index(out)   # the cross-dataset summary, from the board as it now is
+        return path, status, paths

@@ -27,9 +27,10 @@ from ..attacks import attack_registry, build_attack
 from ..attacks import gradient_masking as GM
 from ..attacks.checks import check_adversarial
 from ..attacks.reconstruction import MIMRandomNoise, mim_attack_loss
-from ..suites import Cell, Suite
+from ..suites import Cell, Suite, row_label
 from . import distributed as D
 
+BLACK_BOX = ("autoattack", "square")   # attacks that are (or contain) the black-box check itself
 RECON_METRICS = ("mse", "psnr", "ssim", "lpips", "psnr_input", "token_agreement")
 # Only when the model can compute them (BEiT with a user-supplied tokenizer); kept in the entry, not the CSV.
 OPTIONAL_RECON_METRICS = ("token_accuracy",)
@@ -74,6 +75,9 @@ class RunResult:
     cells: list[dict[str, Any]] = field(default_factory=list)
     gradient_masking: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
+    # Per-sample values in sample-id order, per target and row ("clean" or "attack|norm|eps"): downstream
+    # `correct` (robust) flags; reconstruction every metric of RECON_METRICS. The entry keeps what it needs.
+    per_sample: dict[str, dict[str, dict[str, list]]] = field(default_factory=dict)
 
 
 def _mean(values: list) -> Optional[float]:
@@ -107,6 +111,7 @@ class Runner:
         self.progress = progress
         self.targets = sorted({c.target for c in cells})
         self._memo: dict[tuple[str, str], torch.Tensor] = {}  # eps-independent raw attacks (CW), per batch
+        self._bar: Any = _NoBar()
 
     # -- batches fixed by sample id
     def batches(self) -> list[torch.Tensor]:
@@ -244,12 +249,17 @@ class Runner:
                 "randomized_forward": GM.randomized(forward, x).tolist()}
 
     def _budgets(self, target: str) -> dict[tuple[str, float], list[Cell]]:
-        """White-box cells of a target grouped by budget (AutoAttack contains Square; masked-only is a control)."""
+        """White-box cells of a target grouped by budget (AutoAttack and Square are black-box or contain it;
+        masked-only is a control)."""
         out: dict[tuple[str, float], list[Cell]] = {}
         for c in self.cells:
-            if c.target == target and c.impl != "autoattack" and c.scope != "masked":
+            if c.target == target and c.impl not in BLACK_BOX and c.scope != "masked":
                 out.setdefault((c.norm, float(c.eps)), []).append(c)
         return out
+
+    def _suite_square(self, norm: str, eps: float) -> Optional[Cell]:
+        return next((c for c in self.cells if c.target == "downstream" and c.impl == "square" and c.norm == norm
+                     and float(c.eps) == eps), None)
 
     def _square_check(self, norm: str, eps: float, cells: list[Cell], positions: torch.Tensor,
                       records: list[dict]) -> dict[str, list]:
@@ -281,7 +291,22 @@ class Runner:
         if rec is None:
             rec = compute()
             self.store.put(key, bkey, rec)
+        self._bar.update(1)
         return rec
+
+    def _check_units(self, batches: list[torch.Tensor]) -> int:
+        """How many (check, batch) records the gradient-masking checks compute: part of the progress bar's total."""
+        if not self.checks:
+            return 0
+        units = 0
+        for target in self.targets:
+            units += len(batches)
+            for (norm, eps), cells in self._budgets(target).items():
+                if target == "reconstruction":
+                    units += len(batches)
+                elif self._suite_square(norm, eps) is None and any(GM.is_reference(c.impl, c.steps) for c in cells):
+                    units += sum(1 for pos in batches if int(pos[0]) < GM.SQUARE_SAMPLES)
+        return units
 
     def _gradient_masking(self, batches: list[torch.Tensor], per_cell: dict[str, list[dict]]) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -292,7 +317,16 @@ class Runner:
             block["black_box"] = []
             for (norm, eps), cells in sorted(self._budgets(target).items()):
                 names = sorted({c.attack for c in cells})
-                if target == "downstream" and not any(GM.is_reference(c.impl, c.steps) for c in cells):
+                square = self._suite_square(norm, eps) if target == "downstream" else None
+                if square is not None:  # the suite's own Square (the cascade's last step) is the evidence
+                    recs = [{"sample_id": wb[0]["sample_id"],
+                             "whitebox_robust": [all(r["correct"][i] for r in wb) for i in range(len(wb[0]["correct"]))],
+                             "square_broken": [all(r["correct"][i] for r in wb) and not sq["correct"][i]
+                                               for i in range(len(sq["correct"]))]}
+                            for wb, sq in zip(zip(*[per_cell[c.key()] for c in cells]), per_cell[square.key()])]
+                    n_queries = int(dict(square.params).get("n_queries", 5000))
+                    block["black_box"].append(GM.summarise_square(norm, eps, names, recs, n_queries=n_queries))
+                elif target == "downstream" and not any(GM.is_reference(c.impl, c.steps) for c in cells):
                     block["black_box"].append(GM.skipped_square(norm, eps, names))
                 elif target == "downstream":
                     key = (f"gradient_masking|square|{norm}|{eps!r}|q{GM.SQUARE_QUERIES}|"
@@ -320,32 +354,52 @@ class Runner:
 
     # -- the whole run
     def _compute_order(self) -> list[Cell]:
-        """Cells in the order they are computed: within an attack family, smaller budgets first."""
+        """Cells in the order they are computed: within an attack family, smaller budgets first; in a cascade suite,
+        budget by budget (smaller first), each budget's cells in the suite's order."""
+        index = {c.key(): i for i, c in enumerate(self.cells)}
+        if self.suite.cascade:
+            return sorted(self.cells, key=lambda c: (c.target, c.norm, float(c.eps), index[c.key()]))
         first: dict[str, int] = {}
         for i, c in enumerate(self.cells):
             first.setdefault(attack_family(c), i)
         return sorted(self.cells, key=lambda c: (first[attack_family(c)], float(c.eps)))
 
+    def _record_key(self, cell: Cell) -> str:
+        """The store's key of a cell's records: in a cascade they depend on the cells before it, so on the suite."""
+        return f"cascade|{self.suite.name}|{cell.key()}" if self.suite.cascade else cell.key()
+
+    def _broken_before(self, cell: Cell) -> list[str]:
+        """Downstream cells whose broken samples this cell need not attack: the same attack at smaller budgets,
+        and in a cascade every cell computed before it at this budget or at a smaller budget of its norm (an
+        adversarial image of a smaller ball lies in the larger one too)."""
+        if cell.target != "downstream":
+            return []
+        if self.suite.cascade:
+            order = [c for c in self._compute_order() if c.target == "downstream" and c.norm == cell.norm]
+            return [c.key() for c in order[:order.index(cell)]]
+        family = attack_family(cell)
+        return [c.key() for c in self.cells
+                if c.target == "downstream" and attack_family(c) == family and c.eps < cell.eps]
+
     def _cell_records(self, cell: Cell, batches: list[torch.Tensor], clean: list[dict],
                       per_cell: dict[str, list[dict]], bar) -> list[dict[str, list]]:
-        family = attack_family(cell)
-        smaller = [c.key() for c in self.cells
-                   if c.target == "downstream" and attack_family(c) == family and c.eps < cell.eps]
+        smaller = self._broken_before(cell)
         records = []
         for i, (pos, clean_rec) in enumerate(zip(batches, clean)):
             key = self._batch_key(pos)
-            rec = self.store.get(cell.key(), key)
+            rec = self.store.get(self._record_key(cell), key)
             if rec is None:
                 if cell.target == "reconstruction":
                     rec = self._attack_reconstruction(cell, pos)
                 else:
                     rec = self._attack_downstream(cell, pos, clean_rec, [per_cell[k][i] for k in smaller])
-                self.store.put(cell.key(), key, rec)
+                self.store.put(self._record_key(cell), key, rec)
             records.append(rec)
             bar.update(1)
         return records
 
     def _compute(self, batches: list[torch.Tensor], bar) -> tuple[list[dict], dict[str, list[dict]], dict]:
+        self._bar = bar
         """Clean records, per-cell records and gradient-masking checks of these batches (from the store or computed)."""
         clean = []
         bar.set_description(f"{self.model_name} clean")
@@ -370,7 +424,8 @@ class Runner:
             self.bundle.require("mim")
         rank, world = D.rank(), D.world_size()
         mine = D.shard(batches, rank, world)
-        bar = tqdm(total=len(mine) * (1 + len(self.cells)), desc=f"{self.model_name} clean", unit="batch",
+        bar = tqdm(total=len(mine) * (1 + len(self.cells)) + self._check_units(mine), desc=f"{self.model_name} clean",
+                   unit="batch",
                    disable=not self.progress or rank != 0, dynamic_ncols=True)
         try:
             clean, per_cell, masking = self._compute(mine, bar)
@@ -396,10 +451,13 @@ class Runner:
         def optional(records: list[dict]) -> dict[str, Optional[float]]:
             return {m: _mean(merged(records, m)) for m in OPTIONAL_RECON_METRICS if all(m in r for r in records)}
 
+        samples = {t: {} for t in self.targets}
         if "downstream" in self.targets:
+            samples["downstream"]["clean"] = {"correct": merged(clean, "correct")}
             res.downstream.append({**base, "attack": "none", "norm": "none", "eps": 0.0, "n": n,
                                    "accuracy": _mean(merged(clean, "correct"))})
         if "reconstruction" in self.targets:
+            samples["reconstruction"]["clean"] = {m: merged(clean, m) for m in RECON_METRICS}
             res.reconstruction.append({**base, "attack": "none", "norm": "none", "eps": 0.0, "n": n,
                                        **{m: _mean(merged(clean, m)) for m in RECON_METRICS}, **optional(clean)})
             if not self.lpips.available:
@@ -407,10 +465,14 @@ class Runner:
         for cell in self.cells:
             recs = per_cell[cell.key()]
             row = {**base, "attack": cell.attack, "norm": cell.norm, "eps": float(cell.eps), "n": n}
+            label = row_label(cell.attack, cell.norm, cell.eps)
             if cell.target == "downstream":
+                samples["downstream"][label] = {"correct": merged(recs, "correct")}
                 res.downstream.append({**row, "accuracy": _mean(merged(recs, "correct"))})
             else:
+                samples["reconstruction"][label] = {m: merged(recs, m) for m in RECON_METRICS}
                 res.reconstruction.append({**row, **{m: _mean(merged(recs, m)) for m in RECON_METRICS},
                                            **optional(recs)})
             res.cells.append(cell.to_dict())
+        res.per_sample = samples
         return res

@@ -4,6 +4,7 @@ One attack per file behind `DownstreamAttack` (base.py), registered by name (`be
 """
 from __future__ import annotations
 
+from .apgd import APGDCE, APGDT
 from .autoattack import AutoAttack, autoattack_backend
 from .base import DownstreamAttack
 from .bim import BIM
@@ -14,5 +15,5 @@ from .mi_pgd import MIPGD
 from .pgd import PGD, iterative_attack
 from .square import Square
 
-__all__ = ["AutoAttack", "BIM", "CW", "DownstreamAttack", "FGSM", "FeaturePGD", "MIPGD", "PGD", "Square",
+__all__ = ["APGDCE", "APGDT", "AutoAttack", "BIM", "CW", "DownstreamAttack", "FGSM", "FeaturePGD", "MIPGD", "PGD", "Square",
            "autoattack_backend", "iterative_attack"]

@@ -1,9 +1,12 @@
-"""AutoAttack (Croce & Hein, 2020), version 'standard', through `pyautoattack` (or fra31's `autoattack`).
+"""AutoAttack (Croce & Hein, 2020) through `pyautoattack` (or fra31's `autoattack`): the whole 'standard'
+version, and its parts one at a time for the cascade of the `standard` suite.
 
 Standard = APGD-CE, APGD-T (9 targets), FAB-T (9 targets), Square (5000 queries), each on the samples the
-previous ones left robust; a sample is robust only if it survives all four. Linf or L2. The seed handed to
-AutoAttack is the batch's seed, so results are reproducible. `pyautoattack` (the maintained PyPI packaging)
-is used when importable, else the original `autoattack` package from github.com/fra31/auto-attack.
+previous ones left robust; a sample is robust only if it survives all four. Linf or L2. The parts (APGD-CE,
+APGD-T, Square: apgd.py, square.py) run through the same AutoAttack object in its 'custom' version, configured
+as 'standard' configures them. The seed handed to AutoAttack is the batch's seed, so results are reproducible.
+`pyautoattack` (the maintained PyPI packaging) is used when importable, else the original `autoattack` package
+from github.com/fra31/auto-attack.
 """
 from __future__ import annotations
 
@@ -27,6 +30,30 @@ def autoattack_backend() -> tuple[Any, str]:
             continue
     raise ImportError("AutoAttack needs the 'pyautoattack' package (pip install pyautoattack) or fra31's "
                       "'autoattack' (pip install git+https://github.com/fra31/auto-attack)")
+
+
+def run_autoattack_parts(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, norm: str, seed: int,
+                         parts: list[str], configure=None) -> torch.Tensor:
+    """Adversarial images from AutoAttack's `parts` ('apgd-ce', 'apgd-t', 'square', ...) run in sequence on the
+    samples still robust, with the 'standard' version's settings; `configure(aa)` may change them further."""
+    cls, package = autoattack_backend()
+    if package == "pyautoattack":
+        aa = cls(model, attacks=list(parts), version="custom", eps=eps, norm=norm, seed=seed, device=x.device)
+    else:
+        aa = cls(model, norm=norm, eps=eps, version="custom", attacks_to_run=list(parts), seed=seed,
+                 device=str(x.device), verbose=False)
+    aa.apgd.n_restarts = 1                          # as 'standard' sets them (_set_version)
+    aa.apgd_targeted.n_target_classes, aa.apgd_targeted.n_restarts = 9, 1
+    aa.fab.n_restarts, aa.fab.n_target_classes = 1, 9
+    aa.square.n_queries = 5000
+    if configure is not None:
+        configure(aa)
+    if package == "pyautoattack":
+        aa.verbose = False
+        x_adv, _ = aa.run_standard_evaluation(x, y, batch_size=max(len(x), 1))
+    else:
+        x_adv = aa.run_standard_evaluation(x, y, bs=max(len(x), 1))
+    return x_adv
 
 
 @register_attack

@@ -1,0 +1,73 @@
+"""The ranked `standard` suite: a cascade whose rows are cumulative, a worst case that is its last row, Square's
+breaks counted, and robust accuracy no higher than a direct AutoAttack-standard call on the same samples."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+import zoo
+from benchmark.attacks.downstream import autoattack_backend
+from benchmark.leaderboard.outcomes import build_outcomes, worst_case
+from benchmark.runner import Runner
+from benchmark.suites import get_suite, row_label
+
+from .helpers import StubBundle, dataset_of
+
+
+def _cheap(cell):
+    """The suite's cells with fewer iterations and queries, so the test runs in seconds."""
+    p = dict(cell.params)
+    if cell.impl == "square":
+        p["n_queries"] = 200
+    return replace(cell, steps=min(cell.steps, 10) if cell.steps else 0, params=tuple(p.items()))
+
+
+@pytest.fixture(scope="module")
+def defended(fmnist_test):
+    bundle = zoo.load_model("mae_vit_t_fmnist_advft")
+    return bundle.classifier.eval(), fmnist_test.subset(24)
+
+
+def test_cascade_rows_are_cumulative_and_the_worst_case_is_the_last_row(defended, one_thread):
+    clf, data = defended
+    suite = get_suite("standard")
+    cells = [_cheap(c) for c in suite.cells("fashion_mnist", "downstream")]
+    result = Runner(StubBundle(classifier=clf), dataset_of(data.images, data.labels), suite, cells,
+                    model_name="advft", batch_size=12, progress=False).run()
+    robust = {label: np.asarray(v["correct"], dtype=bool) for label, v in result.per_sample["downstream"].items()}
+    order = [row_label(c.attack, c.norm, c.eps) for c in sorted(cells, key=lambda c: c.eps)]
+    previous = robust["clean"]
+    for label in order:   # budget by budget, attack by attack: every robust set inside the one before it
+        assert not (robust[label] & ~previous).any(), label
+        previous = robust[label]
+    run = {"settings": {"n": result.n}, "downstream": result.downstream,
+           "outcomes": build_outcomes(result.per_sample, result.n)}
+    wc = {(i["norm"], i["eps"]): i["accuracy"] for i in worst_case(run)["downstream"]}
+    for eps in (0.05, 0.1, 0.2):
+        assert wc[("Linf", eps)] == pytest.approx(robust[f"square|Linf|{eps!r}"].mean())
+    assert 0 < wc[("Linf", 0.05)] < robust["clean"].mean()
+
+
+def test_no_higher_than_autoattack_standard_on_the_same_samples(defended, one_thread):
+    """The cascade at full strength on 6 samples at Linf 0.1 against pyautoattack's AutoAttack-standard
+    (APGD-CE, APGD-T, FAB-T, Square-5000): robust accuracy no higher, up to one sample of randomness."""
+    clf, data = defended
+    x, y = data.images[:6], data.labels[:6]
+    suite = get_suite("standard")
+    cells = [c for c in suite.cells("fashion_mnist", "downstream") if c.eps == 0.1]
+    result = Runner(StubBundle(classifier=clf), dataset_of(x, y), suite, cells, model_name="advft", batch_size=6,
+                    progress=False, checks=False).run()
+    cascade = np.asarray(result.per_sample["downstream"][f"square|Linf|{0.1!r}"]["correct"], dtype=bool)
+    cls, package = autoattack_backend()
+    aa = cls(clf, norm="Linf", eps=0.1, version="standard", seed=0, device="cpu") if package == "pyautoattack" \
+        else cls(clf, norm="Linf", eps=0.1, version="standard", seed=0, verbose=False)
+    x_adv = aa.run_standard_evaluation(x, y, batch_size=6) if package == "pyautoattack" \
+        else aa.run_standard_evaluation(x, y, bs=6)
+    x_adv = x_adv[0] if isinstance(x_adv, tuple) else x_adv
+    with torch.no_grad():
+        aa_robust = (clf(x_adv).argmax(1) == y).numpy()
+    assert aa_robust.sum() > 0, "the comparison says something only if some samples survive"
+    assert cascade.sum() <= aa_robust.sum() + 1, (cascade.sum(), aa_robust.sum())
