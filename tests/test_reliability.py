@@ -176,13 +176,14 @@ def _files(tmp: Path) -> dict[str, Path]:
     made["evil"] = tmp / "evil.pth"
     with open(made["evil"], "wb") as f:
         pickle.dump({"model": Evil()}, f, protocol=2)
-    made["nan"] = tmp / "nan.safetensors"
     from safetensors.torch import load_file, save_file
-    state = load_file(str(SHIPPED / "mae_vit_t_fmnist" / "classifier.safetensors"))
-    key = next(k for k, v in state.items() if v.dim() == 2)
-    state[key] = state[key].clone()
-    state[key].view(-1)[0] = float("nan")
-    save_file(state, str(made["nan"]))
+    for role in ("classifier", "mim"):
+        made[f"nan_{role}"] = tmp / f"nan_{role}.safetensors"
+        state = load_file(str(SHIPPED / "mae_vit_t_fmnist" / f"{role}.safetensors"))
+        key = next(k for k, v in state.items() if v.dim() == 2)
+        state[key] = state[key].clone()
+        state[key].view(-1)[0] = float("nan")
+        save_file(state, str(made[f"nan_{role}"]))
     for name, text in (("badcard", "{not json"), ("misscard", None)):
         folder = tmp / name
         shutil.copytree(SHIPPED / "mae_vit_t_fmnist", folder)
@@ -221,7 +222,9 @@ BAD_INPUTS = [  # (case, argv built from the made files, what the error line mus
     ("an empty .pth", lambda f: ["--checkpoint", str(f["empty"])], "empty file"),
     ("a safetensors file cut in half", lambda f: ["--checkpoint", str(f["half"])], "truncated or corrupt safetensors"),
     ("a pickle that would run code", lambda f: ["--checkpoint", str(f["evil"])], "would call print when unpickled"),
-    ("NaN classifier weights in a plain run", lambda f: ["--classifier-checkpoint", str(f["nan"])], "non-finite"),
+    ("NaN classifier weights in a plain run", lambda f: ["--classifier-checkpoint", str(f["nan_classifier"])],
+     "non-finite"),
+    ("NaN MIM weights in a plain run", lambda f: ["--checkpoint", str(f["nan_mim"])], "non-finite"),
     ("a card.json that is not JSON", lambda f: ["--model", str(f["badcard"])], "not valid JSON"),
     ("a card.json without its dataset", lambda f: ["--model", str(f["misscard"])], "the card lacks dataset"),
     ("corrupt .gz files", lambda f: ["--data-dir", str(f["corrupt_gz"])], "unreadable"),
