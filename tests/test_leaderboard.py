@@ -369,3 +369,22 @@ def test_html_renders_in_headless_chromium_with_tables_and_plots(synthetic_board
     keep = __import__("os").environ.get("MIMBENCH_SCREENSHOT")
     if keep:
         shutil.copy(png, keep)
+
+
+def test_defense_effects_are_paired_differences_against_the_control(tmp_path):
+    from benchmark.leaderboard.effects import defense_effects
+    out = tmp_path / "lb"
+    for seed, (name, acc, psnr) in enumerate((("mae_vit_t_fmnist_advft", 0.8, 20.0), ("variant", 0.9, 21.5)), 1):
+        base = make_base(seed)
+        base["card"]["defenses"] = ["mimir"] if name == "variant" else ["adversarial_finetune"]
+        write_entry(out, "fashion_mnist", name, base, "standard", make_run(name, psnr, acc, n=1000, suite="standard",
+                                                                           step=0.1))
+    (effect,) = defense_effects(read_entries(out, "fashion_mnist"), "fashion_mnist")
+    # clean: the variant gets the first 900 samples right, the control the first 800 (paired: 100 discordant)
+    d, (lo, hi) = effect.clean
+    se = math.sqrt(100 - 100 ** 2 / 1000) / 1000
+    assert d == pytest.approx(0.1) and (lo, hi) == pytest.approx((0.1 - 1.959964 * se, 0.1 + 1.959964 * se))
+    assert effect.psnr[0] == pytest.approx(1.5) and effect.defenses == ["mimir"]
+    block = markdown.readme_block(out)
+    assert "over the control `mae_vit_t_fmnist_advft`" in block and "| `variant` | mimir |" in block
+    assert "+10.0 (+8.1 to +11.9) *" in block
