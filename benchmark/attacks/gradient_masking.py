@@ -114,6 +114,31 @@ def summarise_noise(norm: str, eps: float, whitebox: list[str], metric: str, hig
             "samples_black_box_stronger": stronger, "share_lower_bound": round(low, 4), "flag": flag}
 
 
+def current_flags(block: dict) -> dict:
+    """A target's block with every flag decided by this version's rules from its counts (entries written before
+    the Wilson rule flagged any black-box success; their counts are kept, so the rule can be applied to them)."""
+    out = dict(block)
+    for key in ("zero_gradient", "randomized_forward"):
+        if isinstance(out.get(key), dict):
+            out[key] = {**out[key], "flag": out[key].get("count", 0) > 0}
+    boxes = []
+    for b in out.get("black_box", []):
+        b = dict(b)
+        if b.get("skipped"):
+            b["flag"] = False
+        elif b.get("attack") == "square" and "whitebox_robust" in b:
+            k, n = b.get("broken_only_by_black_box", 0), b["whitebox_robust"]
+            b["share_lower_bound"] = round(wilson_interval(k, n)[0], 4) if n else 0.0
+            b["flag"] = k > 0 and b["share_lower_bound"] > BLACK_BOX_SHARE
+        elif b.get("attack") == "random_noise" and "samples_black_box_stronger" in b:
+            k, n = b["samples_black_box_stronger"], b.get("n", 0)
+            b["share_lower_bound"] = round(wilson_interval(k, n)[0], 4) if n else 0.0
+            b["flag"] = k > 0 and b["share_lower_bound"] > BLACK_BOX_SHARE
+        boxes.append(b)
+    out["black_box"] = boxes
+    return out
+
+
 def flag_messages(target: str, block: dict) -> list[str]:
     """Readable lines for the raised flags of one target's block."""
     lines = []

@@ -15,6 +15,7 @@ from typing import Any, Optional
 import numpy as np
 import pandas as pd
 
+from ..attacks import gradient_masking as GM
 from ..stats import intervals_overlap, mean_interval, wilson_interval
 from ..suites import REFERENCE_EPS, format_eps, row_label
 from .entries import DOWNSTREAM_COLUMNS, RECON_COLUMNS
@@ -122,11 +123,15 @@ def format_value(v: Any, digits: int) -> str:
 
 
 def masking_flags(run: dict[str, Any], target: str) -> list[str]:
-    """What the gradient-masking checks of a run raised for one target (see docs/ENTRIES.md, `gradient_masking`):
-    the runner's readable messages for that target, plus any other check named `true` or `{"flagged": true}`."""
+    """The evidence of broken gradients in a run, for one target (see docs/ENTRIES.md, `gradient_masking`): the
+    target's checks judged by the current rules (`gradient_masking.current_flags`: runs recorded under older
+    rules are re-judged from their counts), plus any other check named `true` or `{"flagged": true}`."""
     gm = run.get("gradient_masking") or {}
     prefix = f"{target}: "
-    flags = [m[len(prefix):] for m in gm.get("flags", []) if isinstance(m, str) and m.startswith(prefix)]
+    if isinstance(gm.get(target), dict):
+        flags = [m[len(prefix):] for m in GM.flag_messages(target, GM.current_flags(gm[target]))]
+    else:
+        flags = [m[len(prefix):] for m in gm.get("flags", []) if isinstance(m, str) and m.startswith(prefix)]
     for name, value in gm.items():
         if name in ("flags", "suspected", "reconstruction", "downstream"):
             continue
