@@ -318,12 +318,14 @@ def _corruption_selection(args: argparse.Namespace, suite) -> tuple[Optional[tup
     if suite.aggregate != "mean":
         raise UsageError(f"--corruptions and --severities select cells of the corruptions suite, not of suite "
                          f"'{suite.name}' (add --suite corruptions)")
-    try:
-        names = parse_corruptions(args.corruptions) if args.corruptions is not None else None
-        levels = parse_severities(args.severities) if args.severities is not None else None
-    except CorruptionError as exc:
-        raise UsageError(f"--{'corruptions' if 'corruption' in str(exc) else 'severities'}: {exc}") from None
-    return names, levels
+    parsed = []
+    for option, text, parse in (("--corruptions", args.corruptions, parse_corruptions),
+                                ("--severities", args.severities, parse_severities)):
+        try:
+            parsed.append(parse(text) if text is not None else None)
+        except CorruptionError as exc:
+            raise UsageError(f"{option}: {exc}") from None
+    return parsed[0], parsed[1]
 
 
 def _select_corruptions(cells: list, plan: Plan) -> tuple[list, Optional[str]]:
