@@ -313,7 +313,7 @@ def _transfer(dataset: str) -> list[Cell]:
 
 # Universal perturbations: one per (checkpoint, budget, loss, seed), crafted on the first UNIVERSAL_TRAIN_IMAGES
 # training images (reshuffled every epoch) in UNIVERSAL_STEPS sign steps of eps/10 over batches of UNIVERSAL_BATCH
-# images (on Fashion-MNIST's embedded default about 15 s per perturbation for the MIM loss and 40 s for the feature
+# images (on Fashion-MNIST's embedded default about 15 s per perturbation for the MIM loss and 45 s for the feature
 # loss on one busy CPU core; docs/THREATS.md).
 UNIVERSAL_LOSSES = ("feature", "mim")
 UNIVERSAL_TRAIN_IMAGES = 2000
