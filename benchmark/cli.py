@@ -342,10 +342,12 @@ def _select_corruptions(cells: list, plan: Plan) -> tuple[list, Optional[str]]:
 def _fallback_to_reconstruction(args: argparse.Namespace, plan: Plan, bundle, cells: list) -> tuple[list, str]:
     """A model without a classifier runs the reconstruction side of a suite that allows it, and says so."""
     from .runner.run import roles_needed
-    if not (plan.suite.reconstruction_fallback and args.target == "both" and bundle.classifier is None
-            and bundle.mim is not None):
+    if not (plan.suite.reconstruction_fallback and args.target in ("both", "reconstruction")
+            and bundle.classifier is None and bundle.mim is not None):
         return cells, args.target
     kept = [c for c in cells if "classifier" not in roles_needed(c)]
+    if len(kept) == len(cells):
+        return cells, args.target
     why = bundle.missing.get("classifier", f"{bundle.card.name} has no classifier")
     if plan.rank == 0:
         print(f"note: no classifier ({why}): suite '{plan.suite.name}' runs its reconstruction side only "
