@@ -29,6 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="mimbench: adversarial robustness of masked image models (reconstruction and downstream).",
         epilog="Examples:\n  python run_bench.py                       # embedded default, pgd suite\n"
                "  python run_bench.py --model mae_vit_b --suite pgd --data-dir /data/imagenet/val\n"
+               "  python run_bench.py --suite transfer      # perturbations from the pretrained model alone\n"
+               "  python run_bench.py --suite universal     # one perturbation per budget, crafted on train images\n"
+               "  python run_bench.py --suite corruptions --corruptions fog,snow --severities 1,5\n"
                "  python run_bench.py --model runs/my_mae --name my_mae --submit   # validate, full set, publish\n"
                "  python run_bench.py --list-models\n",
         formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -48,6 +51,13 @@ def build_parser() -> argparse.ArgumentParser:
                         f"--submit the whole set, and fewer marks the entry partial)")
     p.add_argument("--batch-size", type=int, default=100, help="samples per batch (default 100)")
     p.add_argument("--target", choices=("both", "reconstruction", "downstream"), default="both")
+    p.add_argument("--corruptions", default=None, metavar="NAMES",
+                   help="with --suite corruptions: the corruptions to run, comma-separated (default all 15: "
+                        "gaussian_noise, shot_noise, impulse_noise, defocus_blur, glass_blur, motion_blur, zoom_blur, "
+                        "snow, frost, fog, brightness, contrast, elastic_transform, pixelate, jpeg_compression); a "
+                        "subset makes the entry partial")
+    p.add_argument("--severities", default=None, metavar="LEVELS",
+                   help="with --suite corruptions: the severities to run, comma-separated from 1-5 (default all)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda[:i] (default auto)")
     p.add_argument("--seed", type=int, default=0, help="seed of masks and random starts (default 0)")
     p.add_argument("--out", default="leaderboards", help="leaderboard folder (default leaderboards/)")
@@ -220,6 +230,8 @@ class Plan:
     device: Any                  # torch.device
     out: Path
     rank: int
+    corruptions: Optional[tuple[str, ...]] = None    # --corruptions, parsed
+    severities: Optional[tuple[int, ...]] = None     # --severities, parsed
 
 
 @dataclass
@@ -235,10 +247,19 @@ class Inputs:
     full_size: int
     eval_size: int               # what a complete run of the suite evaluates (the whole set, or its fixed subset)
     validation: Optional[dict[str, Any]] = None
+    target: str = "both"         # what the run evaluates (a model without a classifier: 'reconstruction')
+    train_data: Any = None       # the training split, for the universal suite's crafting
+    matrix_note: Optional[str] = None   # why the suite's matrix is not run whole (--corruptions / --severities)
 
     @property
     def complete(self) -> bool:
-        return len(self.data) == self.eval_size
+        return len(self.data) == self.eval_size and self.matrix_note is None
+
+    @property
+    def partial_reason(self) -> Optional[str]:
+        reasons = ([] if len(self.data) == self.eval_size else [f"n={len(self.data)} of the {self.eval_size} "
+                                                                 f"evaluation samples"])
+        return "; ".join(reasons + ([self.matrix_note] if self.matrix_note else [])) or None
 
 
 def check_writable_folder(path: Path, what: str) -> None:
@@ -273,6 +294,7 @@ def check_arguments(args: argparse.Namespace) -> Plan:
         suite = get_suite(args.suite or DEFAULT_SUITE)
     except KeyError as exc:
         raise UsageError(exc.args[0]) from None
+    corruptions, severities = _corruption_selection(args, suite)
     device = _device(args.device)
     from zoo.data import cache_dir
     check_writable_folder(Path(args.out), "--out")
@@ -283,7 +305,54 @@ def check_arguments(args: argparse.Namespace) -> Plan:
         import torch
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
         torch.cuda.set_device(device)
-    return Plan(suite=suite, device=device, out=Path(args.out), rank=D.rank())
+    return Plan(suite=suite, device=device, out=Path(args.out), rank=D.rank(), corruptions=corruptions,
+                severities=severities)
+
+
+def _corruption_selection(args: argparse.Namespace, suite) -> tuple[Optional[tuple[str, ...]],
+                                                                    Optional[tuple[int, ...]]]:
+    """--corruptions and --severities, parsed and checked (UsageError: one line, exit code 2)."""
+    from .corruptions import CorruptionError, parse_corruptions, parse_severities
+    if args.corruptions is None and args.severities is None:
+        return None, None
+    if suite.aggregate != "mean":
+        raise UsageError(f"--corruptions and --severities select cells of the corruptions suite, not of suite "
+                         f"'{suite.name}' (add --suite corruptions)")
+    parsed = []
+    for option, text, parse in (("--corruptions", args.corruptions, parse_corruptions),
+                                ("--severities", args.severities, parse_severities)):
+        try:
+            parsed.append(parse(text) if text is not None else None)
+        except CorruptionError as exc:
+            raise UsageError(f"{option}: {exc}") from None
+    return parsed[0], parsed[1]
+
+
+def _select_corruptions(cells: list, plan: Plan) -> tuple[list, Optional[str]]:
+    """The corruption cells --corruptions / --severities keep, and what the run leaves out (None: nothing)."""
+    from .corruptions import CORRUPTIONS, SEVERITIES
+    names, levels = plan.corruptions or CORRUPTIONS, plan.severities or SEVERITIES
+    kept = [c for c in cells if not c.is_corruption or (c.attack in names and int(c.eps) in levels)]
+    if len(kept) == len(cells):
+        return cells, None
+    return kept, (f"{len(names)} of the {len(CORRUPTIONS)} corruptions at severities "
+                  f"{', '.join(map(str, levels))} of 1-5")
+
+
+def _fallback_to_reconstruction(args: argparse.Namespace, plan: Plan, bundle, cells: list) -> tuple[list, str]:
+    """A model without a classifier runs the reconstruction side of a suite that allows it, and says so."""
+    from .runner.run import roles_needed
+    if not (plan.suite.reconstruction_fallback and args.target in ("both", "reconstruction")
+            and bundle.classifier is None and bundle.mim is not None):
+        return cells, args.target
+    kept = [c for c in cells if "classifier" not in roles_needed(c)]
+    if len(kept) == len(cells):
+        return cells, args.target
+    why = bundle.missing.get("classifier", f"{bundle.card.name} has no classifier")
+    if plan.rank == 0:
+        print(f"note: no classifier ({why}): suite '{plan.suite.name}' runs its reconstruction side only "
+              f"({len(kept)} of its {len(cells)} cells)", file=sys.stderr)
+    return kept, "reconstruction"
 
 
 def load_inputs(args: argparse.Namespace, plan: Plan) -> Inputs:
@@ -306,20 +375,31 @@ def load_inputs(args: argparse.Namespace, plan: Plan) -> Inputs:
     dataset = args.dataset or bundle.card.dataset
     if args.submit and args.suite is None:
         plan.suite = get_suite(standard_suite(dataset))
+    from .runner.run import roles_needed
     try:
         cells = plan.suite.cells(dataset, args.target)
     except KeyError as exc:
         raise UsageError(exc.args[0]) from None
+    cells, matrix_note = _select_corruptions(cells, plan)
+    cells, run_target = _fallback_to_reconstruction(args, plan, bundle, cells)
     for role, target in (("mim", "reconstruction"), ("classifier", "downstream")):
-        if args.target in ("both", target) and getattr(bundle, role) is None:
+        if run_target in ("both", target) and getattr(bundle, role) is None:
             hint = f" (or run with --target {'downstream' if role == 'mim' else 'reconstruction'})"
             raise UsageError(bundle.missing.get(role, f"no {role} model") + hint)
+    roles = sorted({r for c in cells for r in roles_needed(c)})
+    for role in roles:   # a transfer cell also needs the model that crafts its perturbation
+        if getattr(bundle, role) is None:
+            raise UsageError(f"suite '{plan.suite.name}' crafts perturbations on the {role} model: "
+                             + bundle.missing.get(role, f"no {role} model"))
     try:
         data = load_dataset(dataset, "test", data_dir=args.data_dir, preprocessing=bundle.card.preprocessing)
+        train_data = (load_dataset(dataset, "train", data_dir=args.data_dir, preprocessing=bundle.card.preprocessing)
+                      if any(c.impl == "universal" for c in cells) else None)
     except DatasetError as exc:
-        raise UsageError(str(exc)) from None
-    for role, target in (("mim", "reconstruction"), ("classifier", "downstream")):
-        shape = _input_shape(getattr(bundle, role)) if args.target in ("both", target) else None
+        raise UsageError(str(exc) + (" (the universal suite crafts its perturbations on the training split)"
+                                     if any(c.impl == "universal" for c in cells) else "")) from None
+    for role in roles:
+        shape = _input_shape(getattr(bundle, role))
         if shape is not None and tuple(data.images.shape[1:]) != shape:
             raise UsageError(f"{bundle.card.name} takes {' x '.join(map(str, shape))} images, {dataset} has "
                              f"{' x '.join(map(str, data.images.shape[1:]))} (its card's dataset is "
@@ -337,18 +417,18 @@ def load_inputs(args: argparse.Namespace, plan: Plan) -> Inputs:
         raise UsageError(f"the model label '{label}': a board label is 1-80 letters, digits and . _ + - (starting "
                          f"with a letter or digit); choose one with --name")
     from zoo.checkpoints import check_finite
-    for role, target in (("mim", "reconstruction"), ("classifier", "downstream")):
-        if args.target in ("both", target):
-            try:
-                check_finite(getattr(bundle, role), source=f"{role} weights of {bundle.card.name}")
-            except CheckpointError as exc:
-                raise UsageError(f"submission refused: {exc}" if args.submit else str(exc)) from None
+    for role in roles:
+        try:
+            check_finite(getattr(bundle, role), source=f"{role} weights of {bundle.card.name}")
+        except CheckpointError as exc:
+            raise UsageError(f"submission refused: {exc}" if args.submit else str(exc)) from None
     try:
         read_entries(plan.out, dataset)   # a board that cannot be read would fail only after the run
     except EntryError as exc:
         raise UsageError(f"the board {plan.out}: {exc}") from None
     checkpoints = {k: {"file": Path(v["path"]).name, "sha256": v["sha256"]} for k, v in bundle.files.items()}
-    inputs = Inputs(bundle, data.subset(n), dataset, cells, label, checkpoints, full_size, eval_size)
+    inputs = Inputs(bundle, data.subset(n), dataset, cells, label, checkpoints, full_size, eval_size,
+                    target=run_target, train_data=train_data, matrix_note=matrix_note)
     try:
         check_label(plan.out, dataset, label, checkpoints, replace=args.replace)
         if args.submit:
@@ -377,14 +457,14 @@ def run_suite(args: argparse.Namespace, plan: Plan, inputs: Inputs):
         for model in (bundle.mim, bundle.classifier):
             if model is not None:
                 model.to(memory_format=torch.channels_last)
-    lpips = metrics.load_lpips(device) if args.target != "downstream" else None
+    lpips = metrics.load_lpips(device) if inputs.target != "downstream" else None
     store = _result_store(args, inputs.checkpoints, inputs.dataset, inputs.data.source, device, plan.rank)
     if len(store) and plan.rank == 0:
         print(f"resuming: {len(store)} finished (cell, batch) records in {store.folder} (--fresh recomputes)",
               file=sys.stderr)
     runner = Runner(bundle, inputs.data, plan.suite, inputs.cells, model_name=inputs.label,
                     batch_size=args.batch_size, seed=args.seed, device=device, lpips=lpips, store=store,
-                    progress=not args.no_progress, early_stop=not args.no_early_stop)
+                    progress=not args.no_progress, early_stop=not args.no_early_stop, train_data=inputs.train_data)
     amp = torch.autocast(device.type, dtype=torch.bfloat16) if args.amp == "bf16" else contextlib.nullcontext()
     with amp:
         return runner.run()
@@ -394,11 +474,11 @@ def _run_record(args: argparse.Namespace, plan: Plan, inputs: Inputs, result) ->
     """The run as its entry stores it (docs/ENTRIES.md)."""
     from .leaderboard.outcomes import add_exact_worst, build_outcomes, worst_case
     settings = {"n": result.n, "eval_size": inputs.eval_size, "seed": args.seed, "batch_size": args.batch_size,
-                "target": args.target, "device": str(plan.device), "dataset": inputs.dataset,
+                "target": inputs.target, "device": str(plan.device), "dataset": inputs.dataset,
                 "data_source": inputs.data.source, "amp": args.amp, "early_stop": not args.no_early_stop}
     record: dict[str, Any] = {
         "suite": plan.suite.name, "settings": settings, "cells": result.cells, "complete": inputs.complete,
-        "partial_reason": None if inputs.complete else f"n={result.n} of the {inputs.eval_size} evaluation samples",
+        "partial_reason": inputs.partial_reason,
         "submitted": bool(args.submit),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "seconds": round(result.seconds, 1),
         "versions": _versions(), "unavailable": result.unavailable, "gradient_masking": result.gradient_masking,
@@ -420,14 +500,20 @@ def publish_run(args: argparse.Namespace, plan: Plan, inputs: Inputs, result) ->
     from .leaderboard.lock import BoardLockTimeout
     from .leaderboard.markdown import run_summary
     from .leaderboard.submit import SubmissionError, publish
-    from .runner.examples import capture_examples, pick_cell
+    from .runner.examples import capture_examples, pick_cell, universal_example
 
     bundle, label = inputs.bundle, inputs.label
     examples = None
     example_cell = pick_cell(inputs.cells) if bundle.mim is not None else None
+    universal = ({"perturbations": result.universal, "settings": result.universal_settings}
+                 if result.universal else None)
+    perturb = None
+    if universal is not None and bundle.mim is not None:   # the grid shows the universal perturbation at work
+        example_cell, perturb = universal_example(inputs.cells, result.universal)
     if example_cell is not None:
         try:
-            examples = capture_examples(bundle.mim, inputs.data, example_cell, seed=args.seed, device=plan.device)
+            examples = capture_examples(bundle.mim, inputs.data, example_cell, seed=args.seed, device=plan.device,
+                                        perturb=perturb)
         except Exception as exc:  # pictures are a courtesy: never lose a finished run over them
             print(f"warning: no reconstruction examples ({type(exc).__name__}: {exc})", file=sys.stderr)
     record = _run_record(args, plan, inputs, result)
@@ -443,7 +529,7 @@ def publish_run(args: argparse.Namespace, plan: Plan, inputs: Inputs, result) ->
         print(f"warning: possible gradient masking: {flag}")
     try:
         entry, status, paths = publish(plan.out, inputs.dataset, label, base, plan.suite.name, record, examples,
-                                       submit=args.submit, replace=args.replace)
+                                       submit=args.submit, replace=args.replace, universal=universal)
     except (SubmissionError, BoardLockTimeout) as exc:
         raise UsageError(f"submission refused: {exc}" if args.submit else str(exc)) from None
     if status == KEPT_COMPLETE:

@@ -14,6 +14,13 @@ Budgets. Each grid is a doubling ladder of three budgets that ends at the budget
 Reconstruction threat variants are encoded in the attack label: `X` (mask-aware, all pixels), `X_agnostic`
 (mask-agnostic, EoT over 8 masks), `X_visible` (visible patches only), `X_masked` (masked patches only: a
 control that must change nothing for MAE).
+
+Threat models beyond white-box (a cell's `source` says which model crafts its perturbation):
+- `transfer`: perturbations crafted on the pretrained MIM model alone (label-free feature PGD on its encoder, PGD on
+  its MIM loss, L4A's lift of its first block's activations) evaluated on the fine-tuned classifier, beside the
+  white-box PGD-20 of the same budget; and PGD-20 on the classifier evaluated on the reconstruction;
+- `universal`: one perturbation per budget and loss, crafted on training images only, added to every test image;
+- `corruptions`: ImageNet-C's 15 corruptions at 5 severities (rows `corruption | severity | s`), ranked by the mean.
 """
 from __future__ import annotations
 
@@ -22,6 +29,8 @@ from fractions import Fraction
 from typing import Any, Callable, Optional
 
 from zoo.registries import Registry
+
+from .corruptions.names import CORRUPTIONS, SEVERITIES
 
 TARGETS = ("reconstruction", "downstream")
 
@@ -50,6 +59,7 @@ EOT_SAMPLES = 8                                     # masks averaged by the mask
 CW_STEPS, CW_PARAMS = 100, (("c", (1.0, 10.0)), ("kappa", 0.0), ("lr", 0.01))  # c: one run per value
 APGD_STEPS = 100
 HSIC_WEIGHT = 1.0                                   # MI-aware PGD: weight of the normalised HSIC term
+SOURCES = ("self", "mim", "classifier", "none")     # which model crafts a cell's perturbation (Cell.source)
 
 
 @dataclass(frozen=True)
@@ -68,16 +78,35 @@ class Cell:
     scope: str = "all"          # reconstruction: 'all' | 'visible' | 'masked'
     eot_samples: int = 1
     params: tuple[tuple[str, Any], ...] = field(default_factory=tuple)
+    # Which model crafts the perturbation: 'self' (the target's own model: white-box), 'mim' (the pretrained MIM
+    # model, for a downstream cell: transfer), 'classifier' (the fine-tuned classifier, for a reconstruction cell),
+    # 'none' (no model: a corruption, whose `attack` is its name, `norm` 'severity' and `eps` the severity 1-5).
+    source: str = "self"
 
     @property
     def impl(self) -> str:
         return self.method or self.attack
 
+    @property
+    def crafted_by(self) -> Optional[str]:
+        """The target whose attack registry implements the cell ('reconstruction' for a perturbation crafted on the
+        MIM model, 'downstream' for one crafted on the classifier), None for a corruption."""
+        if self.source == "self":
+            return self.target
+        return {"mim": "reconstruction", "classifier": "downstream", "none": None}[self.source]
+
+    @property
+    def is_corruption(self) -> bool:
+        return self.source == "none"
+
     def key(self) -> str:
-        """A stable, human-readable identifier of everything that defines the cell."""
+        """A stable, human-readable identifier of everything that defines the cell (the key of a white-box cell,
+        source 'self', is the key it had before cells had a source: stored records stay valid)."""
         parts = [self.target, self.attack, self.impl, self.norm, repr(float(self.eps)), str(self.steps),
                  repr(float(self.alpha)), str(self.random_start), self.threat, self.scope, str(self.eot_samples)]
         parts += [f"{k}={v}" for k, v in self.params]
+        if self.source != "self":
+            parts.append(f"source={self.source}")
         return "|".join(parts)
 
     def to_dict(self) -> dict[str, Any]:
@@ -98,6 +127,16 @@ class Suite:
     build: Callable[[str], list[Cell]]
     cascade: bool = False
     max_examples: Optional[int] = None
+    # How the board ranks a model. By default the per-sample worst case over every row of a budget. `ranked_attacks`:
+    # over these rows only; the suite's other rows (the white-box `reference_attack` of the same budget) are shown
+    # beside them, not ranked (a transfer board ranked by the white-box row would rank white-box robustness).
+    # `aggregate` 'mean': per sample the mean over every row of a budget and over all rows (corruptions, as
+    # RobustBench reports them), ranked by the overall mean.
+    ranked_attacks: tuple[str, ...] = ()
+    reference_attack: str = ""
+    aggregate: str = "worst"
+    # A model without a classifier runs the suite's reconstruction side (with a note) instead of stopping.
+    reconstruction_fallback: bool = False
 
     def eval_size(self, dataset_size: int) -> int:
         """How many samples (the first ones) a complete run of this suite evaluates."""
@@ -251,6 +290,55 @@ def _standard(dataset: str) -> list[Cell]:
     return cells
 
 
+# Transfer from the public checkpoint (see the module's docstring). Every transfer attack is PGD-20 (step eps/8,
+# random start, the best iterate by its own objective) on a model the target never sees.
+TRANSFER_ATTACKS = ("transfer_feature", "transfer_mim", "transfer_l4a")
+L4A_LAYER = 0          # L4A lifts the activations of the encoder's first block (Ban & Dong's ViT setting)
+
+
+def _transfer(dataset: str) -> list[Cell]:
+    cells = []
+    for eps in LINF_EPS[dataset]:
+        cells += [_pgd20("downstream", eps),
+                  _pgd20("downstream", eps, label="transfer_feature", method="feature_pgd", source="mim",
+                         params=(("view", "full"),)),
+                  _pgd20("downstream", eps, label="transfer_mim", method="pgd", source="mim"),
+                  _pgd20("downstream", eps, label="transfer_l4a", method="l4a", source="mim",
+                         params=(("layer", L4A_LAYER),))]
+    for eps in LINF_EPS[dataset]:
+        cells += [_pgd20("reconstruction", eps),
+                  _pgd20("reconstruction", eps, label="transfer_from_classifier", method="pgd", source="classifier")]
+    return cells
+
+
+# Universal perturbations: one per (checkpoint, budget, loss, seed), crafted on the first UNIVERSAL_TRAIN_IMAGES
+# training images (reshuffled every epoch) in UNIVERSAL_STEPS sign steps of eps/10 over batches of UNIVERSAL_BATCH
+# images (on Fashion-MNIST's embedded default about 15 s per perturbation for the MIM loss and 45 s for the feature
+# loss on one busy CPU core; docs/THREATS.md).
+UNIVERSAL_LOSSES = ("feature", "mim")
+UNIVERSAL_TRAIN_IMAGES = 2000
+UNIVERSAL_BATCH = 50
+UNIVERSAL_STEPS = 100
+
+
+def _universal(dataset: str) -> list[Cell]:
+    cells = []
+    for target in TARGETS:
+        for loss in UNIVERSAL_LOSSES:
+            for eps in LINF_EPS[dataset]:
+                cells.append(Cell(target, f"universal_{loss}", "Linf", eps, method="universal", steps=UNIVERSAL_STEPS,
+                                  alpha=eps / 10, random_start=True,
+                                  source="mim" if target == "downstream" else "self",
+                                  params=(("loss", loss), ("images", UNIVERSAL_TRAIN_IMAGES),
+                                          ("batch", UNIVERSAL_BATCH))))
+    return cells
+
+
+def _corruptions(dataset: str) -> list[Cell]:
+    return [Cell(target, name, "severity", float(s), method="corruption", source="none")
+            for target in TARGETS for name in CORRUPTIONS for s in SEVERITIES]
+
+
 def _full(dataset: str) -> list[Cell]:
     seen, cells = set(), []
     for name in _PARTS:
@@ -296,6 +384,27 @@ register_suite(Suite(
     f"(EoT over {STANDARD_EOT_SAMPLES} masks); ranked by the per-sample worst case over every attack of a budget",
     _standard, cascade=True, max_examples=STANDARD_EXAMPLES))
 
+register_suite(Suite(
+    "transfer",
+    "transfer from the public checkpoint, Linf PGD-20 crafted on one model and evaluated on the other: on the "
+    "classifier, label-free feature PGD on the pretrained encoder (all patches visible), PGD on the MIM loss and "
+    f"L4A (lift block {L4A_LAYER}'s activations), beside white-box PGD-20; on the reconstruction, PGD-20 on the "
+    "classifier, beside white-box PGD-20; ranked by the transfer rows",
+    _transfer, ranked_attacks=TRANSFER_ATTACKS + ("transfer_from_classifier",), reference_attack="pgd",
+    reconstruction_fallback=True))
+register_suite(Suite(
+    "universal",
+    f"one universal Linf perturbation per budget and loss (encoder features, MIM loss), crafted on the pretrained "
+    f"MIM model over {UNIVERSAL_TRAIN_IMAGES} training images ({UNIVERSAL_STEPS} sign steps of eps/10, batches of "
+    f"{UNIVERSAL_BATCH}), added unchanged to every test image; both targets",
+    _universal, reconstruction_fallback=True))
+register_suite(Suite(
+    "corruptions",
+    f"the {len(CORRUPTIONS)} ImageNet-C corruptions at severities 1-5 (CIFAR-10-C's parameters up to 32 px, the "
+    "imagecorruptions package's above), seeded per sample id; both targets; ranked by the mean over corruptions "
+    "and severities",
+    _corruptions, aggregate="mean", reconstruction_fallback=True))
+
 DEFAULT_SUITE = "pgd"
 RANKED_SUITE = "standard"
 
@@ -334,6 +443,11 @@ def _step_rule(c: Cell) -> str:
 
 def _how(c: Cell) -> str:
     p = dict(c.params)
+    if c.is_corruption:
+        return "ImageNet-C corruption (CIFAR-10-C's parameters up to 32 px, imagecorruptions' above), seeded per sample"
+    if c.impl == "universal":
+        return (f"one perturbation per budget: {c.steps} sign steps of eps/10 on the {p.get('loss')} loss over batches "
+                f"of {p.get('batch')} of the first {p.get('images')} training images, then added to every test image")
     if c.impl == "autoattack":
         return f"{p.get('version', 'standard')}: APGD-CE, APGD-T, FAB-T, Square-5000 (parameter-free)"
     if c.impl == "apgd" and c.target == "reconstruction":
@@ -353,7 +467,19 @@ def _how(c: Cell) -> str:
     return text + (", random start" if c.random_start else "")
 
 
+_CRAFTED = {"feature_pgd": "label-free: the pretrained encoder's features, all patches visible, pushed from the clean "
+                          "ones",
+            "pgd": "the MIM loss with the model's own random mask", "l4a": "L4A: the mean squared activation of "
+                                                                           "encoder block {layer}, lifted"}
+
+
 def _what(c: Cell) -> str:
+    if c.is_corruption or c.impl == "universal":
+        return "" if c.target == "reconstruction" or c.is_corruption else "; evaluated on the classifier"
+    if c.source == "mim":
+        return f"; crafted on the pretrained MIM model alone ({_CRAFTED[c.impl].format(**dict(c.params))})"
+    if c.source == "classifier":
+        return "; crafted on the classifier (torchattacks.PGD's steps, all 20), evaluated on the reconstruction"
     if c.target == "reconstruction":
         threat = ("mask-agnostic (EoT over %d masks)" % c.eot_samples if c.threat == "agnostic" else "mask-aware")
         scope = {"all": "all pixels", "visible": "visible patches only", "masked": "masked patches only (control)"}
@@ -368,6 +494,8 @@ def _what(c: Cell) -> str:
 
 
 def _group_key(c: Cell) -> tuple:
+    if c.is_corruption:   # one line per target: the corruptions and their severities
+        return (c.target, "corruptions")
     ratio = round(c.alpha / c.eps, 9) if c.eps else 0.0
     return (c.target, c.attack, c.norm, c.impl, c.steps, ratio, c.random_start, c.threat, c.scope, c.eot_samples,
             c.params)
@@ -384,11 +512,19 @@ def describe(suite: Suite, dataset: str) -> str:
         groups.setdefault(_group_key(c), []).append(c)
     norms = [n for n in ("Linf", "L2") if any(c.norm == n for c in cells)]
     grids = "; ".join(f"{norm} {', '.join(format_eps(e) for e in EPS[norm][dataset])}" for norm in norms)
+    if any(c.is_corruption for c in cells):
+        grids = f"severities {', '.join(map(str, SEVERITIES))}"
     lines = [f"{suite.name}: {suite.description}",
              f"  dataset {dataset} ({len(cells)} cells; budgets {grids}"
              + (f"; the first {suite.max_examples} sample ids" if suite.max_examples else "") + "):"]
     for members in sorted(groups.values(), key=lambda m: TARGETS.index(m[0].target)):
         c = members[0]
+        if c.is_corruption:
+            names = list(dict.fromkeys(m.attack for m in members))
+            levels = ", ".join(format_eps(e) for e in sorted({m.eps for m in members}))
+            lines.append(f"    {c.target:<14} {len(names)} corruptions   severity {levels:<16} {_how(c)}: "
+                         + ", ".join(names))
+            continue
         eps = ", ".join(format_eps(m.eps) for m in members)
         lines.append(f"    {c.target:<14} {c.attack:<16} {c.norm:<4} eps {eps:<20} {_how(c)}{_what(c)}")
     return "\n".join(lines)

@@ -6,7 +6,8 @@ An attack configures the loop with
   BIM give torchattacks' images exactly), `DeltaStep` iterates the perturbation (exact projection onto the ball
   and the image box, per-sample step sizes, pixel scopes: the reconstruction attacks and the hand-written
   adaptive ones); the two differ only in float rounding and in the L2 guard (torchattacks adds 1e-10 to the
-  gradient norm, DeltaStep clamps it at 1e-12);
+  gradient norm, DeltaStep clamps it at 1e-12); `BallStep` iterates one perturbation shared by many images (a
+  universal perturbation: projected onto the ball only, each image clipped to [0, 1] when it is added);
 - what it returns per sample (`keep`): the last iterate, the best one by value, or, with `early_stop`, the first
   iterate that succeeds (that sample is then frozen, and dropped from the batch every `compact_every` steps so
   later steps cost only what is still standing).
@@ -25,7 +26,7 @@ from ._geometry import ascent_direction, clip_to_image, project
 Alpha = Union[float, torch.Tensor]
 TORCHATTACKS_L2_GUARD = 1e-10  # torchattacks.PGDL2's eps_for_division
 
-__all__ = ["DeltaStep", "Evaluation", "ImageStep", "StepRule", "projected_ascent"]
+__all__ = ["BallStep", "DeltaStep", "Evaluation", "ImageStep", "StepRule", "projected_ascent"]
 
 
 @dataclass
@@ -100,6 +101,22 @@ class DeltaStep:
         if torch.is_tensor(alpha):
             alpha = alpha.view(-1, *([1] * (x.dim() - 1)))
         return clip_to_image(x, project(z + alpha * ascent_direction(grad, self.norm), self.eps, self.norm))
+
+
+@dataclass
+class BallStep:
+    """Iterates a perturbation that is not tied to one image (a universal perturbation): a steepest-ascent step of
+    the norm and the projection onto the eps-ball; the images it is added to are clipped to [0, 1] by the caller."""
+
+    eps: float
+    alpha: float
+    norm: str = "Linf"
+
+    def image(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        return (x + z).clamp(0, 1)
+
+    def step(self, x: torch.Tensor, z: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+        return project(z + self.alpha * ascent_direction(grad, self.norm), self.eps, self.norm)
 
 
 Evaluate = Callable[[torch.Tensor, torch.Tensor, bool], Evaluation]

@@ -31,5 +31,9 @@ def register_attack(cls: A) -> A:
 
 
 def build_attack(model: nn.Module, cell, seed: int = 0, **options: Any) -> Attack:
-    """The attack a suite cell describes, on `model` (a classifier or a MIM model, as the cell's target says)."""
-    return attack_registry(cell.target).get(cell.impl).from_cell(model, cell, seed=seed, **options)
+    """The attack a suite cell describes, on `model`: the model that crafts the perturbation (a classifier or a MIM
+    model: the cell's target's own, or for a transfer cell the other one, as `cell.crafted_by` says)."""
+    crafted_by = getattr(cell, "crafted_by", cell.target)
+    if crafted_by is None:
+        raise ValueError(f"cell '{cell.attack}' is not crafted by a model (a corruption)")
+    return attack_registry(crafted_by).get(cell.impl).from_cell(model, cell, seed=seed, **options)

@@ -5,6 +5,12 @@ every attack row of that budget (`outcomes.worst_case`: a sample is robust only 
 lowest masked PSNR), with its 95% interval. Models are ranked by the value at the dataset's reference budget
 (`suites.REFERENCE_EPS`); a model whose interval overlaps the one above shares its rank. Everything here is a pure
 function of the entries; the Markdown, HTML and plots render these objects.
+
+Three suites rank differently (their `Suite` says how): `transfer` ranks by the worst case over its transfer rows
+only (`ranked_attacks`), the white-box PGD row of the same budget (`reference_attack`) shown beside it, since the
+worst case over all rows would be the white-box number; `corruptions` (`aggregate` 'mean') shows per severity the
+mean over the corruptions and ranks by the mean over every corruption and severity, as RobustBench reports
+corruptions (per sample the mean over the rows, then the mean over samples with its normal 95% interval).
 """
 from __future__ import annotations
 
@@ -66,8 +72,11 @@ class BoardRow:
     family: str = ""
     rank: Optional[int] = None
     tied: bool = False                          # shares the rank of the row above (their intervals overlap)
-    first_attack: Optional[Value] = None        # the suite's first attack alone at the reference budget
+    first_attack: Optional[Value] = None        # the suite's first attack alone (or its reference attack) at the
+    #                                             reference budget
     details: dict[str, list[Value]] = field(default_factory=dict)   # attack -> value per budget (its own row)
+    extra: list[Value] = field(default_factory=list)                 # columns after the budgets (a mean board's mean)
+    detail_means: dict[str, Value] = field(default_factory=dict)     # attack -> mean over its budgets (mean boards)
 
     @property
     def rank_label(self) -> str:
@@ -88,10 +97,25 @@ class Board:
     attacks: list[str] = field(default_factory=list)
     subset: str = ""                            # 'the first N sample ids' when the suite runs on a fixed subset
     cascade: bool = False                       # rows are cumulative (each attack on the survivors of those before)
+    ranked_attacks: list[str] = field(default_factory=list)   # the rows the worst case is over (empty: all rows)
+    reference_attack: str = ""                  # the white-box row shown beside the ranked ones
+    aggregate: str = "worst"                    # 'worst' | 'mean' (see the module's docstring)
 
     @property
     def style(self) -> dict[str, Any]:
         return BOARD_STYLE[self.target]
+
+    @property
+    def is_mean(self) -> bool:
+        return self.aggregate == "mean"
+
+    def ranking_rule(self) -> str:
+        """How the board ranks, in words."""
+        if self.is_mean:
+            return (f"the mean over {len(self.attacks)} corruption{'s' if len(self.attacks) != 1 else ''} and "
+                    f"{len(self.budgets)} severit{'ies' if len(self.budgets) != 1 else 'y'}")
+        what = f"the worst case over {', '.join(self.ranked_attacks)}" if self.ranked_attacks else "the worst case"
+        return f"{what} at {self.budget_label(self.reference)}" if self.reference is not None else what
 
     def fmt(self, v: Optional[float]) -> str:
         return format_value(None if v is None else v * self.style["scale"], self.style["digits"])
@@ -109,7 +133,9 @@ class Board:
         return f"{budget[0]} {format_eps(budget[1])}"
 
     def headers(self) -> list[str]:
-        return ["Clean"] + [self.budget_label(b) + (" (ranked)" if b == self.reference else "") for b in self.budgets]
+        heads = ["Clean"] + [self.budget_label(b) + (" (ranked)" if b == self.reference else "")
+                             for b in self.budgets]
+        return heads + (["Mean (ranked)"] if self.is_mean else [])
 
 
 def cell_label(attack: str, norm: str, eps: float) -> str:
@@ -173,12 +199,45 @@ def _row_value(target: str, values: np.ndarray) -> Value:
     return Value() if stats is None else Value(stats[0], (stats[1], stats[2]))
 
 
+def _mean_value(target: str, arrays: dict[str, np.ndarray], labels: list[str]) -> Value:
+    """Per sample the mean over the rows `labels` (correctness as 0/1, or masked PSNR), then the mean over samples
+    with its normal 95% interval."""
+    if not labels:
+        return Value()
+    stack = np.stack([arrays[label].astype(np.float64) for label in labels])
+    finite = np.isfinite(stack)
+    counts = finite.sum(0)
+    per = np.where(counts > 0, np.where(finite, stack, 0.0).sum(0) / np.maximum(counts, 1), np.nan)
+    stats = mean_interval(per[np.isfinite(per)].tolist())
+    if stats is None:
+        return Value()
+    if target == "downstream":   # a mean of fractions: the normal interval clipped to [0, 1]
+        return Value(stats[0], (max(0.0, stats[1]), min(1.0, stats[2])))
+    return Value(stats[0], (stats[1], stats[2]))
+
+
+def _worst_value(target: str, arrays: dict[str, np.ndarray], labels: list[str]) -> Value:
+    """The per-sample worst case over the rows `labels` (robust only if correct clean and under every one of them;
+    the lowest masked PSNR), as `outcomes.worst_case` computes it over all the rows of a budget."""
+    if not labels:
+        return Value()
+    if target == "downstream":
+        robust = arrays["clean"].copy()
+        for label in labels:
+            robust &= arrays[label]
+        return _row_value(target, robust)
+    return _row_value(target, np.fmin.reduce([arrays[label] for label in labels]))
+
+
 def _board_row(entry: dict[str, Any], run: dict[str, Any], target: str, budgets: list[tuple[str, float]],
-               reference: Optional[tuple[str, float]], attacks: list[str]) -> BoardRow:
+               reference: Optional[tuple[str, float]], attacks: list[str], ranked_attacks: tuple[str, ...] = (),
+               reference_attack: str = "", aggregate: str = "worst") -> BoardRow:
     metric = BOARD_STYLE[target]["metric"]
     rows = run[target]
     legacy = "outcomes" not in run
     details: dict[str, list[Value]] = {}
+    detail_means: dict[str, Value] = {}
+    extra: list[Value] = []
     first = None
     if legacy:   # schema 1: only single-attack budgets have an exact per-budget value; no intervals
         by_budget: dict[tuple[str, float], list[dict]] = {}
@@ -204,14 +263,29 @@ def _board_row(entry: dict[str, Any], run: dict[str, Any], target: str, budgets:
             for b in budgets:
                 label = row_label(a, b[0], b[1])
                 details[a].append(_row_value(target, arrays[label]) if label in arrays else Value())
-    score = values[budgets.index(reference)] if reference in budgets else Value()
-    if reference in budgets and attacks:
-        first = details[attacks[0]][budgets.index(reference)]
+        labels = {b: [row_label(r["attack"], r["norm"], r["eps"]) for r in rows
+                      if r["attack"] != "none" and (r["norm"], float(r["eps"])) == b] for b in budgets}
+        if aggregate == "mean":
+            values = [_mean_value(target, arrays, labels[b]) for b in budgets]
+            extra = [_mean_value(target, arrays, [label for b in budgets for label in labels[b]])]
+            for a in attacks:
+                detail_means[a] = _mean_value(target, arrays, [row_label(a, b[0], b[1]) for b in budgets
+                                                               if row_label(a, b[0], b[1]) in arrays])
+        elif ranked_attacks:
+            values = [_worst_value(target, arrays, [label for label in labels[b] if label.split("|")[0] in
+                                                    ranked_attacks]) for b in budgets]
+    if aggregate == "mean":
+        score = extra[0] if extra else Value()
+    else:
+        score = values[budgets.index(reference)] if reference in budgets else Value()
+    shown_first = reference_attack if reference_attack in attacks else (attacks[0] if attacks else None)
+    if reference in budgets and shown_first is not None:
+        first = details[shown_first][budgets.index(reference)]
     complete = run["complete"] and not legacy
     reason = (run.get("partial_reason") or "") if not run["complete"] else (LEGACY_REASON if legacy else "")
     return BoardRow(entry["model"], int(run["settings"]["n"]), clean, values, score, complete, reason,
                     masking_flags(run, target), entry["card"].get("family", ""), first_attack=first,
-                    details=details)
+                    details=details, extra=extra, detail_means=detail_means)
 
 
 def rank_rows(rows: list[BoardRow]) -> list[BoardRow]:
@@ -244,14 +318,18 @@ def build_boards(entries: list[dict[str, Any]], dataset: str) -> list[Board]:
                 for r in run[target]:
                     if r["attack"] != "none" and r["attack"] not in attacks:
                         attacks.append(r["attack"])
-            reference = reference_budget(dataset, budgets)
-            rows = [_board_row(e, run, target, budgets, reference, attacks) for e, run in runs]
+            spec = SUITES.get(suite) if suite in SUITES else None
+            aggregate = spec.aggregate if spec is not None else "worst"
+            ranked_attacks = tuple(a for a in (spec.ranked_attacks if spec is not None else ()) if a in attacks)
+            reference_attack = spec.reference_attack if spec is not None and spec.reference_attack in attacks else ""
+            reference = None if aggregate == "mean" else reference_budget(dataset, budgets)
+            rows = [_board_row(e, run, target, budgets, reference, attacks, ranked_attacks, reference_attack,
+                               aggregate) for e, run in runs]
             ranked = rank_rows([r for r in rows if r.complete])
             partial = sorted((r for r in rows if not r.complete),
                              key=lambda r: (-(r.score.value if r.score.value is not None else -math.inf), r.model))
-            spec = SUITES.get(suite) if suite in SUITES else None
             subset = (f"the first {spec.max_examples} sample ids" if spec is not None and spec.max_examples else "")
             cascade = bool(spec is not None and spec.cascade and target == "downstream")
             boards.append(Board(dataset, target, suite, budgets, reference, ranked, partial, attacks, subset,
-                                cascade))
+                                cascade, list(ranked_attacks), reference_attack, aggregate))
     return boards

@@ -129,7 +129,7 @@ def _check_run(suite: str, run: Any, model: str, where: str, version: int = SCHE
         raise EntryError(f"{at}: a partial run needs a non-empty 'partial_reason'")
     if not isinstance(run["cells"], list) or not isinstance(run["versions"], dict):
         raise EntryError(f"{at}: 'cells' must be a list and 'versions' an object")
-    for key in ("unavailable", "gradient_masking", "validation", "examples"):
+    for key in ("unavailable", "gradient_masking", "validation", "examples", "universal"):
         if run.get(key) is not None and not isinstance(run[key], dict):
             raise EntryError(f"{at}: '{key}' must be an object")
     for target in ("reconstruction", "downstream"):

@@ -19,9 +19,10 @@ from .entries import safe_name
 EXAMPLES_DIR = "examples"
 
 
-def examples_relpath(model: str) -> str:
-    """Where a model's examples live, relative to the dataset's leaderboard folder."""
-    return f"{EXAMPLES_DIR}/{safe_name(model)}.safetensors"
+def examples_relpath(model: str, variant: str = "") -> str:
+    """Where a model's examples live, relative to the dataset's leaderboard folder (`variant` 'universal': the
+    examples of a universal perturbation, kept apart from the white-box ones)."""
+    return f"{EXAMPLES_DIR}/{safe_name(model)}{'.' + variant if variant else ''}.safetensors"
 
 
 def save_examples(path: Path, ex: dict[str, Any]) -> None:

@@ -16,7 +16,7 @@ from zoo.fileio import atomic_write_text
 
 from .boards import DESCRIPTIONS, Board, BoardRow, Value
 from .entries import safe_name
-from .markdown import README_TOP
+from .markdown import README_TOP, damage_share
 
 _CSS = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0 auto;max-width:1280px;
@@ -99,7 +99,8 @@ def _board_table(board: Board, rows: list[BoardRow], ranked: bool) -> str:
            f'<table class="sortable board" data-target="{board.target}" data-suite="{_esc(board.suite)}">',
            "<thead><tr>" + "".join(f'<th class="{"l" if h in left else ""}">{_esc(h)}</th>' for h in heads)
            + "</tr></thead><tbody>"]
-    columns = [[r.clean.value for r in rows]] + [[r.values[j].value for r in rows] for j in range(len(board.budgets))]
+    columns = [[r.clean.value for r in rows]] + [[(r.values + r.extra)[j].value for r in rows]
+                                                 for j in range(len(board.headers()) - 1)]
     best = [max((v for v in col if v is not None), default=None) for col in columns]
     for i, r in enumerate(rows, 1):
         flag = (f' <span class="flag" title="evidence of broken gradients: {_esc("; ".join(r.flags))}">&#9888;'
@@ -107,7 +108,7 @@ def _board_table(board: Board, rows: list[BoardRow], ranked: bool) -> str:
         cells = [f'<td data-v="{i}">{_esc(r.rank_label)}</td>'] if ranked else []
         cells += [f'<td class="l"><a href="entries/{_esc(safe_name(r.model))}.json">{_esc(r.model)}</a>{flag}</td>',
                   f'<td class="l">{_esc(r.family)}</td>', f"<td>{r.n}</td>"]
-        vals = [r.clean] + r.values
+        vals = [r.clean] + r.values + r.extra
         cells += [_num_cell(board, v, ranked and len(rows) > 1 and v.value is not None and v.value == best[j])
                   for j, v in enumerate(vals)]
         if not ranked:
@@ -115,6 +116,37 @@ def _board_table(board: Board, rows: list[BoardRow], ranked: bool) -> str:
         out.append(f'<tr class="{"ranked" if ranked else "partial"}">' + "".join(cells) + "</tr>")
     out.append("</tbody></table></div>")
     return "\n".join(out)
+
+
+def _transfer_html(board: Board) -> str:
+    """Per model and budget: clean, the white-box reference row, the worst transfer row and the share of the
+    white-box damage the transfer attacker gets."""
+    ref = board.reference_attack
+    heads = ["Model", "Budget", "Clean", f"{ref} (white-box)", f"worst over {', '.join(board.ranked_attacks)}",
+             "share of the white-box damage"]
+    out = ['<div class="scroll">', f'<table class="sortable transfer" data-target="{board.target}">',
+           "<thead><tr>" + "".join(f'<th class="{"l" if h in ("Model", "Budget") else ""}">{_esc(h)}</th>'
+                                   for h in heads) + "</tr></thead><tbody>"]
+    for r in board.ranked + board.partial:
+        for j, b in enumerate(board.budgets):
+            white = r.details.get(ref, [Value()] * len(board.budgets))[j]
+            out.append(f'<tr><td class="l">{_esc(r.model)}</td><td class="l">{_esc(board.budget_label(b))}</td>'
+                       + _num_cell(board, Value(r.clean.value)) + _num_cell(board, white)
+                       + _num_cell(board, r.values[j]) + f"<td>{_esc(damage_share(r.clean, white, r.values[j]))}</td>"
+                       + "</tr>")
+    out.append("</tbody></table></div>")
+    return "\n".join(out)
+
+
+def _figures(body: list[str], figures: dict[str, dict[str, str]], group: str, title: str, anchor: str,
+             caption) -> None:
+    """A section of figures, only when there are some (boards without them stay as they were)."""
+    if not figures.get(group):
+        return
+    body.append(f'<h2 id="{anchor}">{_esc(title)}</h2>')
+    for name, rel in sorted(figures[group].items()):
+        body.append(f'<figure><img class="plot" src="{_esc(rel)}" alt="{_esc(caption(name))}">'
+                    f"<figcaption>{_esc(caption(name))}</figcaption></figure>")
 
 
 def _source(card: dict[str, Any]) -> str:
@@ -165,14 +197,25 @@ def write_dataset_page(folder: Path, dataset: str, entries: list[dict[str, Any]]
             body.append("<p><em>No results yet.</em></p>")
         for b in mine:
             body.append(f"<h3>Suite <code>{_esc(b.suite)}</code> &middot; {_esc(b.style['label'])}</h3>")
-            if b.reference is not None:
-                scope = f"; evaluated on {b.subset}" if b.subset else ""
+            scope = f"; evaluated on {b.subset}" if b.subset else ""
+            if b.reference is not None and not b.ranked_attacks:
                 body.append(f'<p class="muted">Ranked by the worst case at {_esc(b.budget_label(b.reference))}'
                             f"{_esc(scope)}; 95% intervals in brackets; =: shares the rank above.</p>")
+            elif b.reference is not None or b.is_mean:
+                columns = ("each severity's column is the mean over the corruptions (heat maps below)" if b.is_mean
+                           else f"each budget's column is the per-sample worst case over "
+                                f"{', '.join(b.ranked_attacks)}; the white-box {b.reference_attack} is beside it below")
+                body.append(f'<p class="muted">Ranked by {_esc(b.ranking_rule())}{_esc(scope)}; {_esc(columns)}; '
+                            f"95% intervals in brackets; =: shares the rank above.</p>")
             body.append(_board_table(b, b.ranked, True) if b.ranked else "<p><em>No complete entries yet.</em></p>")
             if b.partial:
                 body.append('<p class="muted">Not ranked (part of the set, or no per-sample outcomes):</p>')
                 body.append(_board_table(b, b.partial, False))
+            if b.ranked_attacks and b.reference_attack and (b.ranked or b.partial):
+                body.append(f'<p class="muted">Transfer against white-box: how much of the white-box '
+                            f"{_esc(b.reference_attack)} damage the transfer attacker gets without the target "
+                            f"model.</p>")
+                body.append(_transfer_html(b))
     body.append('<h2 id="curves">Robustness curves</h2>')
     for suite, rel in sorted(figures.get("curves", {}).items()):
         body.append(f'<figure><img class="plot" src="{_esc(rel)}" alt="robustness curves, suite {_esc(suite)}">'
@@ -186,6 +229,12 @@ def write_dataset_page(folder: Path, dataset: str, entries: list[dict[str, Any]]
                     f"<figcaption>{_esc(model)}</figcaption></figure>")
     if not figures.get("grids"):
         body.append("<p><em>No examples saved.</em></p>")
+    _figures(body, figures, "transfer", "Transfer against white-box", "transfer",
+             lambda suite: f"Suite {suite}: clean, white-box and transfer rows per budget, one group per model")
+    _figures(body, figures, "universal", "Universal perturbations", "universal",
+             lambda model: f"{model}: the universal perturbations (magnified) and their effect on the first images")
+    _figures(body, figures, "heatmaps", "Corruptions", "corruptions",
+             lambda model: f"{model}: accuracy and masked PSNR per corruption and severity")
     body.append('<h2 id="entries">Entries</h2>')
     body.append(_entries_table(entries))
     if notes:

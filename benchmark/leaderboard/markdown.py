@@ -7,7 +7,7 @@ from pathlib import Path
 from zoo.fileio import atomic_write_text
 
 from ..suites import RANKED_SUITE
-from .boards import BOARD_STYLE, DESCRIPTIONS, Board, BoardRow, build_boards, cell_label, format_value
+from .boards import BOARD_STYLE, DESCRIPTIONS, Board, BoardRow, Value, build_boards, cell_label, format_value
 from .effects import CONTROLS, Effect, defense_effects
 from .entries import EntryError, datasets_with_entries, read_entries
 
@@ -18,27 +18,54 @@ README_TOP = 5
 
 def _md_table(board: Board, rows: list[BoardRow], ranked: bool) -> list[str]:
     head = (["#"] if ranked else []) + ["Model", "n"] + board.headers() + ([] if ranked else ["Why not ranked"])
-    align = (["---:"] if ranked else []) + [":---", "---:"] + ["---:"] * (len(board.budgets) + 1) \
+    align = (["---:"] if ranked else []) + [":---", "---:"] + ["---:"] * (len(board.headers())) \
         + ([] if ranked else [":---"])
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join(align) + "|"]
     for r in rows:
         name = f"`{r.model}`" + (" ⚠" if r.flags else "")
         cols = ([r.rank_label] if ranked else []) + [name, str(r.n), board.fmt_value(r.clean)]
-        cols += [board.fmt_value(v) for v in r.values]
+        cols += [board.fmt_value(v) for v in r.values + r.extra]
         lines.append("| " + " | ".join(cols + ([] if ranked else [r.partial_reason])) + " |")
     return lines
 
 
 def _details_table(board: Board, rows: list[BoardRow]) -> list[str]:
     """Each attack's own rows (in a cascade suite: after it and the attacks before it)."""
-    head = ["Model", "Attack"] + [board.budget_label(b) for b in board.budgets]
-    lines = ["| " + " | ".join(head) + " |", "|" + "|".join([":---", ":---"] + ["---:"] * len(board.budgets)) + "|"]
+    what = "Corruption" if board.is_mean else "Attack"
+    head = ["Model", what] + [board.budget_label(b) for b in board.budgets] + (["Mean"] if board.is_mean else [])
+    lines = ["| " + " | ".join(head) + " |",
+             "|" + "|".join([":---", ":---"] + ["---:"] * (len(head) - 2)) + "|"]
     for r in rows:
         for attack in board.attacks:
             values = r.details.get(attack, [])
             if any(v.value is not None for v in values):
+                if board.is_mean:
+                    values = values + [r.detail_means.get(attack, Value())]
                 lines.append(f"| `{r.model}` | {attack} | " + " | ".join(board.fmt_value(v) for v in values) + " |")
     return lines
+
+
+def _transfer_table(board: Board) -> list[str]:
+    """Per model and budget: clean, the white-box reference row, the worst case over the transfer rows, and how much
+    of the white-box damage the transfer attacker gets without the target model."""
+    ref = board.reference_attack
+    lines = [f"| Model | Budget | Clean | {ref} (white-box) | worst over {', '.join(board.ranked_attacks)} | "
+             f"share of the white-box damage |", "|:---|:---|---:|---:|---:|---:|"]
+    for r in board.ranked + board.partial:
+        for j, b in enumerate(board.budgets):
+            white = r.details.get(ref, [Value()] * len(board.budgets))[j]
+            lines.append(f"| `{r.model}` | {board.budget_label(b)} | {board.fmt_value(r.clean, False)} | "
+                         f"{board.fmt_value(white)} | {board.fmt_value(r.values[j])} | "
+                         f"{damage_share(r.clean, white, r.values[j])} |")
+    return lines
+
+
+def damage_share(clean: Value, white: Value, transfer: Value) -> str:
+    """(clean - transfer) / (clean - white-box) as a percentage: how much of the white-box damage a transfer attack
+    does; '–' when the white-box attack does no damage."""
+    if None in (clean.value, white.value, transfer.value) or clean.value - white.value <= 0:
+        return "–"
+    return f"{100 * (clean.value - transfer.value) / (clean.value - white.value):.0f}%"
 
 
 def _change_table(board: Board) -> list[str]:
@@ -64,22 +91,34 @@ def board_markdown(target: str, boards: list[Board], notes: dict[str, str]) -> s
     for b in mine:
         text.append(f"### Suite `{b.suite}`\n")
         scope = f"; evaluated on {b.subset}" if b.subset else ""
-        if b.reference is not None:
+        if b.reference is not None and not b.ranked_attacks:
             text.append(f"Ranked by the worst case at {b.budget_label(b.reference)}{scope}; {style['label']}, "
                         f"95% intervals in brackets.\n")
+        elif b.reference is not None or b.is_mean:
+            columns = ("each severity's column is the mean over the corruptions" if b.is_mean else
+                       f"each budget's column is the per-sample worst case over {', '.join(b.ranked_attacks)}; "
+                       f"the white-box {b.reference_attack} of the same budget is in the tables below, not ranked")
+            text.append(f"Ranked by {b.ranking_rule()}{scope}; {columns}; {style['label']}, 95% intervals in "
+                        f"brackets.\n")
         text += _md_table(b, b.ranked, ranked=True) if b.ranked else ["_No complete entries yet._"]
         text.append("")
         if b.partial:
             text.append("Not ranked (evaluated on part of the set, or recorded without per-sample outcomes):\n")
             text += _md_table(b, b.partial, ranked=False)
             text.append("")
-        if len(b.attacks) > 1 and b.ranked and b.reference is not None:
+        if len(b.attacks) > 1 and b.ranked and b.reference is not None and not b.ranked_attacks:
             text.append(f"What the attacks after `{b.attacks[0]}` change at {b.budget_label(b.reference)}:\n")
             text += _change_table(b)
             text.append("")
+        if b.ranked_attacks and b.reference_attack and (b.ranked or b.partial):
+            text.append(f"Transfer against white-box (how much of the white-box `{b.reference_attack}` damage the "
+                        f"transfer attacker gets without the target model):\n")
+            text += _transfer_table(b)
+            text.append("")
         if b.ranked or b.partial:
-            text.append("Each attack's rows" + (" (cumulative: robust after it and the attacks before it)"
-                                                if b.cascade else "") + ":\n")
+            text.append(("Each corruption's rows and its mean over the severities" if b.is_mean else
+                         "Each attack's rows") + (" (cumulative: robust after it and the attacks before it)"
+                                                  if b.cascade else "") + ":\n")
             text += _details_table(b, b.ranked + b.partial)
             text.append("")
     flagged = sorted({(r.model, "; ".join(r.flags)) for b in mine for r in b.ranked + b.partial if r.flags})
@@ -93,14 +132,20 @@ def board_markdown(target: str, boards: list[Board], notes: dict[str, str]) -> s
 
 
 def _readme_board(b: Board) -> list[str]:
-    budget = b.budget_label(b.reference)
     scope = f", {b.subset}" if b.subset else ""
-    lines = [f"{b.style['title']}, suite `{b.suite}` ({b.style['label']}; ranked by the worst case at {budget}"
-             f"{scope}; 95% intervals; = shares the rank above):\n"]
-    compare = len(b.attacks) > 1
-    head = ["#", "Model", "Clean", f"Worst case at {budget}"]
+    if b.is_mean or b.ranked_attacks:
+        lines = [f"{b.style['title']}, suite `{b.suite}` ({b.style['label']}; ranked by {b.ranking_rule()}{scope}; "
+                 f"95% intervals; = shares the rank above):\n"]
+        score = "Mean" if b.is_mean else f"Worst transfer at {b.budget_label(b.reference)}"
+    else:
+        budget = b.budget_label(b.reference)
+        lines = [f"{b.style['title']}, suite `{b.suite}` ({b.style['label']}; ranked by the worst case at {budget}"
+                 f"{scope}; 95% intervals; = shares the rank above):\n"]
+        score = f"Worst case at {budget}"
+    compare = len(b.attacks) > 1 and not b.is_mean
+    head = ["#", "Model", "Clean", score]
     if compare:
-        head += [f"{b.attacks[0]} alone", "difference"]
+        head += [f"{b.reference_attack} (white-box)" if b.ranked_attacks else f"{b.attacks[0]} alone", "difference"]
     lines += ["| " + " | ".join(head) + " |", "|" + "|".join(["---:", ":---"] + ["---:"] * (len(head) - 2)) + "|"]
     for r in b.ranked[:README_TOP]:
         cols = [r.rank_label, f"`{r.model}`" + (" ⚠" if r.flags else ""), b.fmt_value(r.clean), b.fmt_value(r.score)]
@@ -194,14 +239,15 @@ def _readme_link(out: Path, readme: Path) -> str:
 def run_summary(reconstruction: list[dict], downstream: list[dict]) -> str:
     """A short plain-text table of one run, printed at the end of `run_bench.py`."""
     lines = []
+    w = max([24] + [len(_label(r)) + 1 for r in reconstruction + downstream])   # labels of other suites are longer
     if downstream:
-        lines.append(f"{'downstream':<26}{'accuracy':>10}")
+        lines.append(f"{'downstream':<{w + 2}}{'accuracy':>10}")
         for r in downstream:
-            lines.append(f"  {_label(r):<24}{format_value(r['accuracy'], 4):>10}")
+            lines.append(f"  {_label(r):<{w}}{format_value(r['accuracy'], 4):>10}")
     if reconstruction:
-        lines.append(f"{'reconstruction':<26}{'psnr':>8}{'ssim':>8}{'mse':>9}{'psnr_in':>9}{'lpips':>8}{'tok':>7}")
+        lines.append(f"{'reconstruction':<{w + 2}}{'psnr':>8}{'ssim':>8}{'mse':>9}{'psnr_in':>9}{'lpips':>8}{'tok':>7}")
         for r in reconstruction:
-            lines.append(f"  {_label(r):<24}{format_value(r['psnr'], 2):>8}{format_value(r['ssim'], 3):>8}{format_value(r['mse'], 4):>9}"
+            lines.append(f"  {_label(r):<{w}}{format_value(r['psnr'], 2):>8}{format_value(r['ssim'], 3):>8}{format_value(r['mse'], 4):>9}"
                          f"{format_value(r['psnr_input'], 2):>9}{format_value(r['lpips'], 3):>8}{format_value(r['token_agreement'], 3):>7}")
     return "\n".join(lines)
 

@@ -3,7 +3,13 @@
 - `curves_<suite>.png`: robustness curves, one panel per target and attack (accuracy or masked PSNR against eps,
   the clean value at eps 0), one line per model; partial entries dashed.
 - `grid_<model>.png`: the reconstruction grid papers show for attacked MAEs, from the examples a run saved
-  (clean input, masked input, attacked input, perturbation magnified, clean and attacked reconstruction).
+  (clean input, masked input, attacked input, perturbation magnified, clean and attacked reconstruction); for a
+  universal run the perturbation column is the universal perturbation, the same for every image.
+- `transfer_<suite>.png`: transfer against white-box, per target and budget: each model's clean value, its
+  white-box row and every transfer row, as bars with 95% intervals.
+- `universal_<model>.png`: the universal perturbations of a run, one per loss and budget, magnified.
+- `corruptions_<model>.png`: a heat map per target of the model's accuracy and masked PSNR per corruption and
+  severity, with the mean over severities.
 """
 from __future__ import annotations
 
@@ -74,9 +80,12 @@ def curves_figure(boards: list[Board], suite: str, dataset: str):
                                 color=colors[r.model], alpha=0.15, lw=0)
         eps = [0.0] + [e for _, e in budgets]
         ax.set_xticks(eps, [format_eps(e) for e in eps], fontsize=8)
-        ax.set_xlabel(f"eps ({norm})")
+        ax.set_xlabel("severity (0: clean)" if b.is_mean else f"eps ({norm})")
         ax.set_ylabel(b.style["label"])
-        ax.set_title(f"{b.target}: worst case over {', '.join(b.attacks)}", fontsize=9)
+        if b.is_mean:
+            ax.set_title(f"{b.target}: mean over {len(b.attacks)} corruptions", fontsize=9)
+        else:
+            ax.set_title(f"{b.target}: worst case over {', '.join(b.ranked_attacks or b.attacks)}", fontsize=9)
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(panels):]:
         ax.set_visible(False)
@@ -153,10 +162,108 @@ def grid_figure(ex: dict[str, Any], model: str):
     return fig
 
 
+def transfer_figure(boards: list[Board], suite: str, dataset: str):
+    """Bars per target (rows) and budget (columns): per model, clean, the white-box reference row and each transfer
+    row, with 95% intervals. None when the suite has no transfer board."""
+    mine = [b for b in boards if b.suite == suite and b.ranked_attacks and b.reference_attack]
+    if not mine:
+        return None
+    ncols = max(len(b.budgets) for b in mine)
+    fig, axes = plt.subplots(len(mine), ncols, figsize=(4.6 * ncols, 3.4 * len(mine) + 0.9), squeeze=False)
+    for i, b in enumerate(mine):
+        rows = b.ranked + b.partial
+        series = ["clean", b.reference_attack] + b.ranked_attacks
+        colours = {name: plt.get_cmap("tab10")(k) for k, name in enumerate(series)}
+        width = 0.8 / len(series)
+        for j in range(ncols):
+            ax = axes[i, j]
+            if j >= len(b.budgets):
+                ax.set_visible(False)
+                continue
+            for k, name in enumerate(series):
+                vals = [r.clean if name == "clean" else r.details.get(name, [])[j] for r in rows]
+                xs = np.arange(len(rows)) + (k - (len(series) - 1) / 2) * width
+                ys = [(v.value or 0.0) * b.style["scale"] for v in vals]
+                err = [[max(0.0, (v.value - v.interval[0]) * b.style["scale"]) if v.interval and v.value is not None
+                        else 0.0 for v in vals],
+                       [max(0.0, (v.interval[1] - v.value) * b.style["scale"]) if v.interval and v.value is not None
+                        else 0.0 for v in vals]]
+                label = f"{name} (white-box)" if name == b.reference_attack else name
+                ax.bar(xs, ys, width, yerr=err, color=colours[name], label=label, capsize=1.5,
+                       error_kw={"lw": 0.6})
+            ax.set_xticks(np.arange(len(rows)), [r.model for r in rows], rotation=30, ha="right", fontsize=7)
+            ax.set_ylabel(b.style["label"], fontsize=8)
+            ax.set_title(f"{b.target}, {b.budget_label(b.budgets[j])}", fontsize=9)
+            ax.grid(axis="y", alpha=0.3)
+        axes[i, len(b.budgets) - 1].legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.suptitle(f"{dataset}, suite {suite}: transfer against white-box (bars: 95% intervals)", fontsize=11)
+    fig.tight_layout(rect=(0, 0, 1, 0.96))
+    return fig
+
+
+def universal_figure(perturbations: dict[str, Any], model: str):
+    """The universal perturbations of a run: rows = losses, columns = budgets, each shown at gain 0.5/eps."""
+    from ..suites import format_eps as fmt
+    keys = sorted(perturbations, key=lambda k: (k.split("|")[0], float(k.split("|")[2])))
+    losses = list(dict.fromkeys(k.split("|")[0] for k in keys))
+    budgets = sorted({float(k.split("|")[2]) for k in keys})
+    fig, axes = plt.subplots(len(losses), len(budgets), figsize=(1.9 * len(budgets) + 0.6, 2.4 * len(losses) + 0.7),
+                             squeeze=False)
+    for i, loss in enumerate(losses):
+        for j, eps in enumerate(budgets):
+            ax = axes[i, j]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            key = next((k for k in keys if k.split("|")[0] == loss and float(k.split("|")[2]) == eps), None)
+            if key is None:
+                ax.set_visible(False)
+                continue
+            delta = np.asarray(perturbations[key], dtype=np.float32)
+            pic = np.clip(0.5 + 0.5 * delta / max(eps, 1e-12), 0, 1).transpose(1, 2, 0)
+            ax.imshow(pic[..., 0] if pic.shape[2] == 1 else pic, cmap="gray" if pic.shape[2] == 1 else None,
+                      vmin=0, vmax=1, interpolation="nearest")
+            ax.set_title(f"{loss}\n{key.split('|')[1]} {fmt(eps)}", fontsize=7)
+    fig.suptitle(f"{model}: universal perturbations (x 0.5/eps, grey = 0)", fontsize=9)
+    fig.tight_layout(rect=(0, 0, 1, 0.93))
+    return fig
+
+
+def corruption_heatmap(boards: list[Board], model: str):
+    """Per target a heat map of the model's value per corruption (rows) and severity (columns), plus the mean over
+    severities; None when the model is on no corruption board."""
+    panels = [(b, next((r for r in b.ranked + b.partial if r.model == model), None)) for b in boards if b.is_mean]
+    panels = [(b, r) for b, r in panels if r is not None]
+    if not panels:
+        return None
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.4 * len(panels) + 0.6,
+                                                      0.32 * max(len(b.attacks) for b, _ in panels) + 1.6),
+                             squeeze=False)
+    for ax, (b, r) in zip(axes[0], panels):
+        scale = b.style["scale"]
+        grid = np.array([[np.nan if v.value is None else v.value * scale for v in r.details.get(a, [])]
+                         + [np.nan if r.detail_means.get(a) is None or r.detail_means[a].value is None
+                            else r.detail_means[a].value * scale] for a in b.attacks])
+        image = ax.imshow(grid, aspect="auto", cmap="viridis", interpolation="nearest")
+        for (i, j), v in np.ndenumerate(grid):
+            if np.isfinite(v):
+                ax.text(j, i, f"{v:.1f}", ha="center", va="center", fontsize=6,
+                        color="white" if v < np.nanmean(grid) else "black")
+        ax.set_xticks(range(len(b.budgets) + 1), [format_eps(e) for _, e in b.budgets] + ["mean"], fontsize=7)
+        ax.set_yticks(range(len(b.attacks)), b.attacks, fontsize=7)
+        ax.set_xlabel("severity", fontsize=8)
+        clean = "–" if r.clean.value is None else f"{r.clean.value * scale:.{b.style['digits']}f}"
+        ax.set_title(f"{b.target}: {b.style['label']} (clean {clean})", fontsize=8)
+        fig.colorbar(image, ax=ax, fraction=0.046, pad=0.02)
+    fig.suptitle(f"{model}: common corruptions", fontsize=9)
+    fig.tight_layout(rect=(0, 0, 1, 0.95))
+    return fig
+
+
 def write_plots(folder: Path, entries: list[dict[str, Any]], boards: list[Board]) -> dict[str, dict[str, str]]:
     """Draw every curve and grid of a dataset into `<folder>/plots/`; returns {'curves': {suite: relpath},
     'grids': {model: relpath}}, paths relative to `folder`. Plots of models no longer on the board are removed."""
     from .examples import load_examples
+    from .universal import load_universal
     plots = Path(folder) / PLOTS_DIR
     figures: dict[str, dict[str, str]] = {"curves": {}, "grids": {}}
     dataset = Path(folder).name
@@ -167,20 +274,38 @@ def write_plots(folder: Path, entries: list[dict[str, Any]], boards: list[Board]
             name = f"curves_{safe_name(suite)}.png"
             _save(fig, plots / name)
             figures["curves"][suite] = f"{PLOTS_DIR}/{name}"
+        fig = transfer_figure(boards, suite, dataset)
+        if fig is not None:
+            name = f"transfer_{safe_name(suite)}.png"
+            _save(fig, plots / name)
+            figures.setdefault("transfer", {})[suite] = f"{PLOTS_DIR}/{name}"
     for e in entries:
-        info = next((r["examples"] for r in e["runs"].values() if r.get("examples")), None)
-        if info is None:
-            continue
-        src = Path(folder) / info["file"]
-        if not src.is_file():
-            continue
-        name = f"grid_{safe_name(e['model'])}.png"
-        target = plots / name
-        if not target.is_file() or target.stat().st_mtime <= src.stat().st_mtime:
-            _save(grid_figure(load_examples(src), e["model"]), target)
-        figures["grids"][e["model"]] = f"{PLOTS_DIR}/{name}"
+        fig = corruption_heatmap([b for b in boards if b.is_mean], e["model"])
+        if fig is not None:
+            name = f"corruptions_{safe_name(e['model'])}.png"
+            _save(fig, plots / name)
+            figures.setdefault("heatmaps", {})[e["model"]] = f"{PLOTS_DIR}/{name}"
+        info = next((r["universal"] for r in e["runs"].values() if r.get("universal")), None)
+        if info is not None and (Path(folder) / info["file"]).is_file():
+            name = f"universal_{safe_name(e['model'])}.png"
+            _save(universal_figure(load_universal(Path(folder) / info["file"])[0], e["model"]), plots / name)
+            figures.setdefault("universal", {})[e["model"]] = f"{PLOTS_DIR}/{name}"
+    for e in entries:
+        drawn: set[str] = set()
+        for info in (r["examples"] for r in e["runs"].values() if r.get("examples")):
+            src = Path(folder) / info["file"]
+            if info["file"] in drawn or not src.is_file():
+                continue
+            drawn.add(info["file"])
+            variant = src.name[len(safe_name(e["model"])) + 1:-len(".safetensors")]   # '' or 'universal'
+            name = f"grid_{safe_name(e['model'])}{'.' + variant if variant else ''}.png"
+            target = plots / name
+            if not target.is_file() or target.stat().st_mtime <= src.stat().st_mtime:
+                _save(grid_figure(load_examples(src), e["model"]), target)
+            figures["grids"][e["model"] + (f" ({variant})" if variant else "")] = f"{PLOTS_DIR}/{name}"
     keep = {Path(p).name for group in figures.values() for p in group.values()}
     for stale in plots.glob("*.png") if plots.is_dir() else []:
-        if stale.name not in keep and stale.name.startswith(("curves_", "grid_")):
+        if stale.name not in keep and stale.name.startswith(("curves_", "grid_", "transfer_", "universal_",
+                                                             "corruptions_")):
             stale.unlink()
     return figures

@@ -25,6 +25,7 @@ from .examples import examples_relpath, save_examples
 from .lock import board_lock
 from .report import write_dataset_reports, write_index
 from .staging import recover, staged_update
+from .universal import save_universal, universal_relpath
 
 
 class SubmissionError(Exception):
@@ -78,8 +79,9 @@ def check_label(out: Path, dataset: str, label: str, checkpoints: dict[str, Any]
 
 def publish(out: Path, dataset: str, label: str, base: dict[str, Any], suite: str, run: dict[str, Any],
             examples: Optional[dict[str, Any]] = None, submit: bool = False,
-            replace: bool = False) -> tuple[Path, str, dict[str, Path]]:
-    """Write a run's examples and entry and regenerate the dataset's reports, all under the board lock.
+            replace: bool = False, universal: Optional[dict[str, Any]] = None) -> tuple[Path, str, dict[str, Path]]:
+    """Write a run's examples, its universal perturbations (`universal`: {'perturbations': {row label: C x H x W},
+    'settings': {...}}) and its entry and regenerate the dataset's reports, all under the board lock.
 
     Returns (entry path, status of `entries.merge_run`, report paths). With `submit`, the board checks run again
     under the lock (the board may have changed while the run went on) and raise SubmissionError; so does a label
@@ -99,13 +101,22 @@ def publish(out: Path, dataset: str, label: str, base: dict[str, Any], suite: st
         if status == KEPT_COMPLETE:
             return path, status, {}
         with staged_update(out, dataset) as stage:   # the entry, its examples and every report, or nothing
-            ex_file = stage / dataset / examples_relpath(label)
+            variant = "universal" if universal is not None else ""
+            ex_file = stage / dataset / examples_relpath(label, variant)
+            if status == NEW_CHECKPOINT:   # the old checkpoint's pictures and perturbations must not stand for it
+                for stale in (examples_relpath(label), examples_relpath(label, "universal"),
+                              universal_relpath(label)):
+                    if (stage / dataset / stale).exists():
+                        (stage / dataset / stale).unlink()
             if examples is not None:
                 save_examples(ex_file, examples)
-                run = {**run, "examples": {"file": examples_relpath(label), **examples["meta"],
+                run = {**run, "examples": {"file": examples_relpath(label, variant), **examples["meta"],
                                            "sample_ids": [int(i) for i in examples["sample_ids"]]}}
-            elif status == NEW_CHECKPOINT and ex_file.exists():
-                ex_file.unlink()  # the old checkpoint's pictures must not stand for the new one
+            if universal is not None:
+                save_universal(stage / dataset / universal_relpath(label), universal["perturbations"],
+                               universal["settings"])
+                run = {**run, "universal": {"file": universal_relpath(label), **universal["settings"],
+                                            "perturbations": sorted(universal["perturbations"])}}
             _, status = write_entry(stage, dataset, label, base, suite, run, replace=replace)
             staged = write_dataset_reports(stage, dataset)
         paths = {name: out / dataset / Path(p).relative_to(stage / dataset) for name, p in staged.items()}

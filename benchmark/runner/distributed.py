@@ -11,7 +11,7 @@ import torch.distributed as dist
 
 from zoo.distributed import barrier, init_from_env, is_distributed, rank, world_size
 
-__all__ = ["barrier", "gather_records", "init_from_env", "is_distributed", "rank", "shard", "world_size"]
+__all__ = ["barrier", "broadcast", "gather_records", "init_from_env", "is_distributed", "rank", "shard", "world_size"]
 
 
 def shard(items: list, rank_: int, world: int) -> list:
@@ -31,3 +31,13 @@ def gather_records(records: dict[Any, Any]) -> dict[Any, Any]:
     for part in parts:
         merged.update(part)
     return merged
+
+
+def broadcast(obj: Any) -> Any:
+    """Rank 0's `obj` on every rank (what rank 0 computed once, e.g. a universal perturbation); a no-op in one
+    process."""
+    if not is_distributed():
+        return obj
+    box = [obj if rank() == 0 else None]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]

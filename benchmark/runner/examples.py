@@ -10,7 +10,7 @@ id, so these k images get the perturbation the run gave them (up to float noise 
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import torch
 
@@ -20,7 +20,7 @@ from zoo.models._common import patch_mask_to_pixels
 from .. import metrics as M
 from ..attacks import RECONSTRUCTION_ATTACKS, build_attack
 from ..attacks.checks import check_adversarial
-from ..suites import Cell
+from ..suites import Cell, row_label
 
 DEFAULT_K = 4
 
@@ -28,7 +28,7 @@ DEFAULT_K = 4
 def pick_cell(cells: list[Cell]) -> Optional[Cell]:
     """The cell the grid shows: the main reconstruction attack (pgd when the suite has it, Linf first), middle eps."""
     recon = [c for c in cells if c.target == "reconstruction" and c.impl in RECONSTRUCTION_ATTACKS
-             and c.threat == "aware"]
+             and c.threat == "aware" and c.source == "self" and c.impl != "universal"]
     if not recon:
         return None
     attack = "pgd" if any(c.attack == "pgd" for c in recon) else recon[0].attack
@@ -39,9 +39,29 @@ def pick_cell(cells: list[Cell]) -> Optional[Cell]:
     return group[(len(group) - 1) // 2]
 
 
+def universal_example(cells: list[Cell], perturbations: dict[str, torch.Tensor]
+                      ) -> tuple[Optional[Cell], Optional[Callable]]:
+    """The universal cell the grid shows (the MIM loss's perturbation at the middle budget, else the first loss's)
+    and the function that adds its perturbation: the run's own perturbation, not a new one."""
+    recon = [c for c in cells if c.target == "reconstruction" and c.impl == "universal"
+             and row_label(c.attack, c.norm, c.eps) in perturbations]
+    if not recon:
+        return None, None
+    attack = "universal_mim" if any(c.attack == "universal_mim" for c in recon) else recon[0].attack
+    group = sorted((c for c in recon if c.attack == attack), key=lambda c: c.eps)
+    cell = group[(len(group) - 1) // 2]
+    delta = perturbations[row_label(cell.attack, cell.norm, cell.eps)]
+
+    def add(x: torch.Tensor, mask: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        return (x + delta.to(device=x.device, dtype=x.dtype)).clamp(0, 1)
+    return cell, add
+
+
 def capture_examples(mim, data: ImageDataset, cell: Cell, k: int = DEFAULT_K, seed: int = 0,
-                     device: torch.device | str = "cpu") -> Optional[dict[str, Any]]:
-    """Attack the first k samples with `cell`; None for a model without pixel reconstructions (BEiT)."""
+                     device: torch.device | str = "cpu", perturb: Optional[Callable] = None
+                     ) -> Optional[dict[str, Any]]:
+    """Attack the first k samples with `cell` (or `perturb(x, mask, ids)`, the images of a perturbation the run
+    already made); None for a model without pixel reconstructions (BEiT)."""
     k = min(k, len(data))
     x = data.images[:k].to(device)
     ids = data.sample_ids[:k]
@@ -50,7 +70,7 @@ def capture_examples(mim, data: ImageDataset, cell: Cell, k: int = DEFAULT_K, se
         clean_out = mim.forward_mim(x, mask)
     if clean_out.reconstruction is None:
         return None
-    x_adv = build_attack(mim, cell, seed=seed)(x, mask, ids)
+    x_adv = perturb(x, mask, ids) if perturb is not None else build_attack(mim, cell, seed=seed)(x, mask, ids)
     check_adversarial(x_adv, x, cell.eps, cell.norm, what=f"examples {cell.attack} eps {cell.eps:g}")
     with torch.inference_mode():
         adv_out = mim.forward_mim(x_adv, mask)

@@ -5,9 +5,16 @@ is split, resumed or sharded. Rows are means of per-sample values.
 
 Compute goes only where it changes a number: the clean pass runs once per batch and every cell reuses it; a
 sample wrong on clean input is not attacked; iterative attacks stop on samples already broken; a sample broken
-at a smaller eps of the same attack is not attacked again at a larger one (its adversarial image lies in the
-larger ball too). Records go to a store as each (cell, batch) finishes (a FileStore makes the run resumable).
+at a smaller eps of the same white-box attack is not attacked again at a larger one (its adversarial image lies in
+the larger ball too). Records go to a store as each (cell, batch) finishes (a FileStore makes the run resumable).
 Under torchrun each rank computes its share of the batches; rank 0 gathers the records and aggregates.
+
+Beyond white-box cells (a cell's `source`): a transfer cell crafts its perturbation on the other model of the
+bundle (the pretrained MIM model for the classifier, the classifier for the reconstruction) and is evaluated on its
+target; a universal cell adds one perturbation, crafted once on the training split and kept in the store, to every
+image; a corruption cell evaluates the images under an ImageNet-C corruption (accuracy on the corrupted image, as
+RobustBench counts it). None of them reuses the smaller budgets' breaks: a sample broken by one budget's transfer or
+universal perturbation was broken by another perturbation than the larger budget's.
 """
 from __future__ import annotations
 
@@ -27,6 +34,7 @@ from ..attacks import attack_registry, build_attack
 from ..attacks import gradient_masking as GM
 from ..attacks.checks import check_adversarial
 from ..attacks.reconstruction import MIMRandomNoise, mim_attack_loss
+from ..corruptions.apply import corrupt_batch
 from ..suites import Cell, Suite, row_label
 from . import distributed as D
 
@@ -78,6 +86,31 @@ class RunResult:
     # Per-sample values in sample-id order, per target and row ("clean" or "attack|norm|eps"): downstream
     # `correct` (robust) flags; reconstruction every metric of RECON_METRICS. The entry keeps what it needs.
     per_sample: dict[str, dict[str, dict[str, list]]] = field(default_factory=dict)
+    # The universal perturbations of the run (row label without the target -> C x H x W) and how they were made.
+    universal: dict[str, torch.Tensor] = field(default_factory=dict)
+    universal_settings: dict[str, Any] = field(default_factory=dict)
+
+
+def is_white_box(cell: Cell) -> bool:
+    """A per-sample attack crafted on the target's own model (what the gradient-masking checks compare against,
+    and the only kind whose smaller budgets' breaks count at larger ones)."""
+    return cell.source == "self" and cell.impl != "universal"
+
+
+def roles_needed(cell: Cell) -> set[str]:
+    """The bundle's models a cell runs: its target's, and the one that crafts its perturbation."""
+    roles = {"classifier" if cell.target == "downstream" else "mim"}
+    if cell.source == "mim" or cell.impl == "universal":
+        roles.add("mim")
+    if cell.source == "classifier":
+        roles.add("classifier")
+    return roles
+
+
+def universal_key(cell: Cell) -> str:
+    """The identity of a universal perturbation: its crafting settings and budget, not the target it is evaluated
+    on (both targets share one perturbation per budget and loss)."""
+    return replace(cell, target="reconstruction", attack="universal", source="self").key()
 
 
 def _mean(values: list) -> Optional[float]:
@@ -99,10 +132,13 @@ class Runner:
     def __init__(self, bundle: ModelBundle, data: ImageDataset, suite: Suite, cells: list[Cell], *,
                  model_name: str, batch_size: int = 100, seed: int = 0, device: torch.device | str = "cpu",
                  lpips: Optional[M.LPIPSStatus] = None, store=None, progress: bool = True,
-                 early_stop: bool = True, checks: bool = True) -> None:
+                 early_stop: bool = True, checks: bool = True, train_data: Optional[ImageDataset] = None) -> None:
         """`early_stop` False: every attacked sample runs every step (torchattacks' numbers exactly);
-        `checks` False: no gradient-masking checks (only for timing the attacks alone: entries need them)."""
+        `checks` False: no gradient-masking checks (only for timing the attacks alone: entries need them);
+        `train_data`: the training split universal perturbations are crafted on (needed only by universal cells)."""
         self.bundle, self.data, self.suite, self.cells = bundle, data, suite, cells
+        self.train_data = train_data
+        self._deltas: dict[str, torch.Tensor] = {}   # universal perturbations by `universal_key`
         self.early_stop, self.checks = early_stop, checks
         self.model_name, self.batch_size, self.seed = model_name, batch_size, seed
         self.device = torch.device(device)
@@ -173,12 +209,72 @@ class Runner:
     # -- attacked cells
     def _attack_reconstruction(self, cell: Cell, positions: torch.Tensor) -> dict[str, list]:
         mim = self.bundle.require("mim")
-        x, _, ids = self._load(positions)
+        x, y, ids = self._load(positions)
         mask = mim.make_mask(ids, seed=self.seed).to(self.device)
-        attack = build_attack(mim, cell, seed=self.seed)
-        x_adv = attack(x, mask, ids)
-        check_adversarial(x_adv, x, cell.eps, cell.norm, what=f"{cell.attack} eps {cell.eps:g}")
+        if cell.source == "self" and cell.impl != "universal":
+            x_adv = build_attack(mim, cell, seed=self.seed)(x, mask, ids)
+            self._check(cell, x_adv, x)
+        else:
+            x_adv = self._perturb(cell, x, y, ids)
         return self._recon_record(mim, x, x_adv, mask, ids)
+
+    def _check(self, cell: Cell, x_adv: torch.Tensor, x: torch.Tensor) -> None:
+        """Every image in [0, 1] and, for a perturbation, within its budget (a corruption has no budget)."""
+        if cell.is_corruption:
+            check_adversarial(x_adv, x, math.inf, "Linf", what=f"{cell.attack} severity {cell.eps:g}")
+        else:
+            check_adversarial(x_adv, x, cell.eps, cell.norm, what=f"{cell.attack} eps {cell.eps:g}")
+
+    def _perturb(self, cell: Cell, x: torch.Tensor, y: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        """The images of a cell that is not a white-box attack on its target, checked: a corruption, the universal
+        perturbation added, or a perturbation crafted on the bundle's other model (transfer)."""
+        if cell.is_corruption:
+            x_adv = corrupt_batch(x, cell.attack, int(cell.eps), ids, seed=self.seed)
+        elif cell.impl == "universal":
+            x_adv = (x + self._universal_delta(cell).to(device=x.device, dtype=x.dtype)).clamp(0, 1)
+        elif cell.source == "mim":   # crafted on the pretrained MIM model, labels unseen
+            mim = self.bundle.require("mim")
+            mask = mim.make_mask(ids, seed=self.seed).to(self.device)
+            x_adv = build_attack(mim, cell, seed=self.seed)(x, mask, ids)
+        elif cell.source == "classifier":   # white-box PGD on the classifier, every step (no early stop)
+            clf = self.bundle.require("classifier")
+            stops_early = attack_registry("downstream").get(cell.impl).stops_early
+            attack = build_attack(clf, cell, seed=self.seed, **({"early_stop": False} if stops_early else {}))
+            x_adv = attack.perturb(x, y, ids)
+        else:
+            raise ValueError(f"cell {cell.key()} is a white-box attack of its target")
+        self._check(cell, x_adv, x)
+        return x_adv
+
+    def _universal_delta(self, cell: Cell) -> torch.Tensor:
+        """The cell's universal perturbation: from memory, else the store, else crafted on the training split and
+        stored, so a resumed or repeated run reuses it. Under torchrun every rank calls this for every universal
+        cell at the start of the run (`_prepare_universal`): rank 0 reads or crafts, the others receive its copy."""
+        key = universal_key(cell)
+        if key in self._deltas:
+            return self._deltas[key]
+        store_key, batch_key = f"universal|{key}", f"perturbation:seed{self.seed}"
+        rec = self.store.get(store_key, batch_key) if D.rank() == 0 else None
+        if rec is None and D.rank() == 0:
+            if self.train_data is None:
+                raise ValueError(f"cell {cell.attack}: a universal perturbation is crafted on the training split, "
+                                 f"and this run has none (Runner(train_data=...))")
+            self._bar.set_description(f"{self.model_name} crafting {cell.attack} {cell.norm} {cell.eps:g}")
+            mim = self.bundle.require("mim")
+            attack = build_attack(mim, replace(cell, target="reconstruction", source="self"), seed=self.seed)
+            delta = attack.craft(self.train_data.images, self.train_data.sample_ids).float().cpu()
+            rec = {"shape": list(delta.shape), "delta": delta.flatten().tolist()}
+            self.store.put(store_key, batch_key, rec)
+        rec = D.broadcast(rec)
+        delta = torch.tensor(rec["delta"], dtype=torch.float32).view(*rec["shape"]).to(self.device)
+        self._deltas[key] = delta
+        return delta
+
+    def _prepare_universal(self) -> None:
+        """Every universal perturbation of the suite, in the suite's order, before the batches are computed."""
+        for cell in self.cells:
+            if cell.impl == "universal":
+                self._universal_delta(cell)
 
     def _recon_record(self, mim, x, x_adv, mask, ids) -> dict[str, list]:
         with torch.inference_mode():
@@ -193,12 +289,22 @@ class Runner:
         """Robust or not per sample; `smaller`: this batch's records of the same attack at smaller budgets."""
         clf = self.bundle.require("classifier")
         x, y, ids = self._load(positions)
+        if cell.is_corruption:   # accuracy on the corrupted image, whatever the clean prediction (RobustBench)
+            x_c = self._perturb(cell, x, y, ids)
+            with torch.inference_mode():
+                correct = (clf(x_c).argmax(1) == y).cpu()
+            return {"sample_id": ids.tolist(), "correct": correct.float().tolist()}
         standing = torch.tensor(clean["correct"], dtype=torch.bool)  # wrong on clean input: not robust
         for rec in smaller:  # broken within a smaller ball: broken within this one
             standing &= torch.tensor(rec["correct"], dtype=torch.bool)
         robust = torch.zeros(len(ids), dtype=torch.bool)
         todo = standing.nonzero().flatten()
-        if len(todo):
+        if len(todo) and not is_white_box(cell):   # transfer or universal: the perturbation comes from elsewhere
+            xs, ys = x[todo.to(self.device)], y[todo.to(self.device)]
+            x_adv = self._perturb(cell, xs, ys, ids[todo])
+            with torch.inference_mode():
+                robust[todo] = (clf(x_adv).argmax(1) == ys).cpu()
+        elif len(todo):
             xs, ys = x[todo.to(self.device)], y[todo.to(self.device)]
             stops_early = attack_registry("downstream").get(cell.impl).stops_early  # --no-early-stop turns it off
             options = {"early_stop": self.early_stop} if stops_early else {}
@@ -253,7 +359,7 @@ class Runner:
         masked-only is a control)."""
         out: dict[tuple[str, float], list[Cell]] = {}
         for c in self.cells:
-            if c.target == target and c.impl not in BLACK_BOX and c.scope != "masked":
+            if c.target == target and is_white_box(c) and c.impl not in BLACK_BOX and c.scope != "masked":
                 out.setdefault((c.norm, float(c.eps)), []).append(c)
         return out
 
@@ -372,14 +478,14 @@ class Runner:
         """Downstream cells whose broken samples this cell need not attack: the same attack at smaller budgets,
         and in a cascade every cell computed before it at this budget or at a smaller budget of its norm (an
         adversarial image of a smaller ball lies in the larger one too)."""
-        if cell.target != "downstream":
+        if cell.target != "downstream" or not is_white_box(cell):
             return []
         if self.suite.cascade:
             order = [c for c in self._compute_order() if c.target == "downstream" and c.norm == cell.norm]
             return [c.key() for c in order[:order.index(cell)]]
         family = attack_family(cell)
         return [c.key() for c in self.cells
-                if c.target == "downstream" and attack_family(c) == family and c.eps < cell.eps]
+                if c.target == "downstream" and is_white_box(c) and attack_family(c) == family and c.eps < cell.eps]
 
     def _cell_records(self, cell: Cell, batches: list[torch.Tensor], clean: list[dict],
                       per_cell: dict[str, list[dict]], bar) -> list[dict[str, list]]:
@@ -418,16 +524,17 @@ class Runner:
         """The run's result (on rank 0 under torchrun; other ranks compute their share and return None)."""
         started = time.time()
         batches = self.batches()
-        if "downstream" in self.targets:
-            self.bundle.require("classifier")
-        if "reconstruction" in self.targets:
-            self.bundle.require("mim")
+        for role in sorted({r for c in self.cells for r in roles_needed(c)} | {
+                "classifier" if t == "downstream" else "mim" for t in self.targets}):
+            self.bundle.require(role)
         rank, world = D.rank(), D.world_size()
         mine = D.shard(batches, rank, world)
         bar = tqdm(total=len(mine) * (1 + len(self.cells)) + self._check_units(mine), desc=f"{self.model_name} clean",
                    unit="batch",
                    disable=not self.progress or rank != 0, dynamic_ncols=True)
         try:
+            self._bar = bar
+            self._prepare_universal()
             clean, per_cell, masking = self._compute(mine, bar)
             if world > 1:
                 self.store.merge(D.gather_records(self.store.records()))
@@ -438,7 +545,21 @@ class Runner:
             bar.close()
         result = self._aggregate(clean, per_cell, time.time() - started)
         result.gradient_masking = masking
+        self._add_universal(result)
         return result
+
+    def _add_universal(self, result: RunResult) -> None:
+        """The run's universal perturbations, by row label (one per loss and budget), and their crafting settings."""
+        cells = [c for c in self.cells if c.impl == "universal"]
+        for c in cells:
+            result.universal[row_label(c.attack, c.norm, c.eps)] = self._universal_delta(c).cpu()
+        if cells:
+            p = dict(cells[0].params)
+            result.universal_settings = {
+                "split": "train", "images": min(int(p["images"]), len(self.train_data)) if self.train_data else
+                int(p["images"]), "batch": int(p["batch"]), "steps": cells[0].steps, "step": "eps/10",
+                "losses": sorted({str(dict(c.params)["loss"]) for c in cells}), "seed": self.seed,
+                "random_start": cells[0].random_start}
 
     def _aggregate(self, clean: list[dict], per_cell: dict[str, list[dict]], seconds: float) -> RunResult:
         n = len(self.data)

@@ -9,9 +9,11 @@ from .base import MIMAttack, mim_attack_loss
 from .bim import MIMBIM
 from .feature_pgd import MIMFeaturePGD
 from .fgsm import MIMFGSM
+from .l4a import MIML4A
 from .mi_pgd import MIMMIPGD
 from .noise import MIMRandomNoise
 from .pgd import MIMPGD
+from .universal import UniversalPerturbation
 
-__all__ = ["MIMAPGD", "MIMAttack", "MIMBIM", "MIMFGSM", "MIMFeaturePGD", "MIMMIPGD", "MIMPGD", "MIMRandomNoise",
-           "mim_attack_loss"]
+__all__ = ["MIMAPGD", "MIMAttack", "MIMBIM", "MIMFGSM", "MIMFeaturePGD", "MIML4A", "MIMMIPGD", "MIMPGD",
+           "MIMRandomNoise", "UniversalPerturbation", "mim_attack_loss"]
