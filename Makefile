@@ -7,16 +7,23 @@ PY     := $(VENV)/bin/python
 # The torch build this machine serves from its disk; override on other machines, e.g. TORCH_SPEC="torch torchvision".
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 FMNIST := /usr/share/datasets/fashion-mnist
+# Known-good versions of the other dependencies (a clean resolve without them backtracks forever); CONSTRAINTS= to drop.
+CONSTRAINTS ?= constraints.txt
 
-.PHONY: setup data browser bench test lint clean
+.PHONY: setup data browser bench test lint clean constraints
 setup: $(VENV)/.installed data
 
-$(VENV)/.installed: setup.cfg pyproject.toml
+$(VENV)/.installed: setup.cfg pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip setuptools wheel
 	$(PY) -m pip install $(TORCH_SPEC)
-	$(PY) -m pip install -e '.[dev]'
+	$(PY) -m pip install -e '.[dev]' $(if $(CONSTRAINTS),-c $(CONSTRAINTS))
 	touch $@
+
+# Rewrite constraints.txt from the current .venv (after a deliberate upgrade); torch's own build stays with TORCH_SPEC.
+constraints:
+	@{ sed -n '1,3p' constraints.txt; $(PY) -m pip freeze --exclude-editable | grep -v -i -E '^(torch|torchvision|triton|nvidia-|cuda-)'; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt
 
 # Debian's dataset-fashion-mnist when we are root; otherwise torchvision downloads it into the cache.
 data: $(VENV)/.installed
