@@ -61,6 +61,8 @@ def test_a_resumed_stage_ends_exactly_where_the_uninterrupted_one_ends(tmp_path)
 
     res_full, full = run(tmp_path / "a")
     res_cut, cut = run(tmp_path / "b", max_steps=4)  # 4 steps = one epoch: its checkpoint is written
+    with open(tmp_path / "b" / "log_pretrain.csv", "a") as f:  # a step logged after the checkpoint, then killed
+        f.write("1.5,6,0.001,999.0,0.0\n")
     res_resumed, resumed = run(tmp_path / "b", resume=True)
     assert (res_full.steps, res_cut.steps, res_resumed.steps) == (8, 4, 8) and not res_cut.complete
     assert any(not torch.equal(full[k], cut[k]) for k in full)
@@ -68,6 +70,9 @@ def test_a_resumed_stage_ends_exactly_where_the_uninterrupted_one_ends(tmp_path)
         assert torch.equal(full[k], resumed[k]), k
     log = (tmp_path / "b" / "log_pretrain.csv").read_text().splitlines()
     assert log[0].startswith("epoch,step,lr,loss") and log[-1].split(",")[1] == "8"
+    full_log = (tmp_path / "a" / "log_pretrain.csv").read_text().splitlines()
+    steps = [ln.split(",")[1] for ln in log[1:]]
+    assert steps == [ln.split(",")[1] for ln in full_log[1:]] and "999.0" not in "".join(log)  # each step once
 
 
 def test_torchrun_trains_with_ddp(tmp_path):

@@ -19,7 +19,7 @@ from timm.scheduler import CosineLRScheduler
 from tqdm.auto import tqdm
 
 from ..data import ImageDataset
-from ..fileio import atomic_path
+from ..fileio import atomic_path, atomic_write_text
 from . import distributed as dist_utils
 from .recipes import StageConfig
 
@@ -64,6 +64,20 @@ class CsvLog:
         with open(self.path, "a", newline="") as f:
             csv.writer(f).writerow([row.get(k, "") for k in self._fields])
 
+    def drop_after(self, step: int) -> None:
+        """Remove the rows of steps after `step`: a run killed after its last checkpoint logged steps that the
+        resumed run computes again, and the log must hold each step once."""
+        if not self.path.exists():
+            return
+        lines = self.path.read_text().splitlines(keepends=True)
+        header = lines[0].strip().split(",") if lines else []
+        if "step" not in header:
+            return
+        col = header.index("step")
+        kept = lines[:1] + [ln for ln in lines[1:] if ln.strip() and int(float(ln.split(",")[col])) <= step]
+        if len(kept) != len(lines):
+            atomic_write_text(self.path, "".join(kept))
+
 
 def epoch_batches(n: int, batch_size: int, seed: int, epoch: int, rank: int = 0, world: int = 1) -> torch.Tensor:
     """Index batches of one epoch (drop-last), shuffled by (seed, epoch); each rank takes its share."""
@@ -107,6 +121,8 @@ def train_stage(name: str, model: nn.Module, param_groups: list[dict], cfg: Stag
             return StageResult(step, step / steps_per_epoch, earlier_seconds, float(state.get("last_loss", math.nan)),
                                bool(state.get("complete")))
     log = CsvLog(out_dir / f"log_{name}.csv") if rank == 0 else None
+    if log is not None:
+        log.drop_after(step)
     model.train()
     last_loss, t0 = math.nan, time.time()
     bar = tqdm(total=planned, initial=step, desc=f"{name}", unit="step", disable=rank != 0, dynamic_ncols=True)
