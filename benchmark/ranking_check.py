@@ -4,8 +4,11 @@ Runs pyautoattack's AutoAttack, version 'standard' (APGD-CE, APGD-T with 9 targe
 with 5000 queries), directly on the first n samples of the evaluation set at every Linf budget of the model's
 committed `standard` entry, and compares per sample with the entry's worst case: `missed` counts samples the
 board calls robust that AutoAttack breaks, `extra` the reverse. The board's number is no higher than
-AutoAttack's when missed <= extra, up to the comparison's noise (both attacks are randomised). Prints a table;
-`--json FILE` keeps it (docs/RANKING.md shows it for the shipped zoo).
+AutoAttack's when missed <= extra, up to the comparison's noise (both attacks are randomised). AutoAttack's four
+attacks are run one after another on the survivors of the ones before, exactly as its own standard evaluation
+does (same order, batches and seed), so each break is attributed to the attack that made it: the table says which
+part of AutoAttack found the samples the board missed. Prints a table; `--json FILE` keeps it (docs/RANKING.md
+shows it for the shipped zoo).
 """
 from __future__ import annotations
 
@@ -24,24 +27,44 @@ from .leaderboard.entries import EntryError, entry_path, read_entry
 from .leaderboard.outcomes import decoded
 from .suites import RANKED_SUITE, row_label
 
+AA_STANDARD = ("apgd-ce", "apgd-t", "fab-t", "square")
 
-def _autoattack(model, x: torch.Tensor, y: torch.Tensor, eps: float, seed: int, batch_size: int) -> torch.Tensor:
+
+def _autoattack(model, x: torch.Tensor, y: torch.Tensor, eps: float, seed: int, batch_size: int
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """AutoAttack-standard on (x, y), all correctly classified: (robust flags, index into AA_STANDARD of the
+    attack that broke each sample, -1 where none did). The attacks run one by one on the survivors, the way
+    `run_standard_evaluation` runs them, so the final flags are those of one standard call."""
     from .attacks.downstream import autoattack_backend
     from .attacks.downstream.base import FloatLogits
     cls, package = autoattack_backend()
     model = FloatLogits(model).eval()
     if package == "pyautoattack":
         aa = cls(model, norm="Linf", eps=eps, version="standard", seed=seed, device=x.device)
-        x_adv, _ = aa.run_standard_evaluation(x, y, batch_size=batch_size)
     else:
         aa = cls(model, norm="Linf", eps=eps, version="standard", seed=seed, device=str(x.device), verbose=False)
-        x_adv = aa.run_standard_evaluation(x, y, bs=batch_size)
-    with torch.no_grad():
-        return model(x_adv).argmax(1) == y
+    robust = np.ones(len(x), dtype=bool)
+    broken_by = np.full(len(x), -1)
+    for i, attack in enumerate(AA_STANDARD):
+        idx = np.flatnonzero(robust)
+        if not len(idx):
+            break
+        aa.attacks_to_run = [attack]
+        xs, ys = x[idx], y[idx]
+        x_adv = aa.run_standard_evaluation(xs, ys, batch_size=batch_size) if package == "pyautoattack" \
+            else aa.run_standard_evaluation(xs, ys, bs=batch_size)
+        x_adv = x_adv[0] if isinstance(x_adv, tuple) else x_adv
+        with torch.no_grad():
+            ok = (model(x_adv).argmax(1) == ys).numpy()
+        broken_by[idx[~ok]] = i
+        robust[idx[~ok]] = False
+    return robust, broken_by
 
 
-def compare(model_name: str, out: Path, n: int, batch_size: int = 100, seed: int = 0) -> dict[str, Any]:
-    """Per Linf budget of the entry's standard run: AutoAttack-standard vs the board's worst case on n samples."""
+def compare(model_name: str, out: Path, n: int, batch_size: int = 100, seed: int = 0,
+            budgets: Optional[Sequence[float]] = None) -> dict[str, Any]:
+    """Per Linf budget of the entry's standard run (or the given ones): AutoAttack-standard vs the board's worst
+    case on the first n samples, with the AutoAttack component that broke each sample the board missed."""
     from zoo import load_model
     from zoo.data import load_dataset
     bundle = load_model(model_name)
@@ -57,26 +80,36 @@ def compare(model_name: str, out: Path, n: int, batch_size: int = 100, seed: int
     data = load_dataset(dataset, "test").subset(n)
     x, y = data.images, data.labels
     clean = bits["clean"][:n]
+    items = [i for i in run["worst_case"]["downstream"] if i["norm"] == "Linf"]
+    if budgets is not None:
+        unknown = sorted(set(budgets) - {float(i["eps"]) for i in items})
+        if unknown:
+            raise EntryError(f"{model_name}: the '{RANKED_SUITE}' run has no Linf budget {unknown[0]:g}")
+        items = [i for i in items if float(i["eps"]) in set(budgets)]
     rows: dict[str, Any] = {"model": model_name, "n": n, "budgets": []}
-    for item in run["worst_case"]["downstream"]:
-        if item["norm"] != "Linf":
-            continue
+    for item in items:
         eps = float(item["eps"])
         board = clean.copy()
         for attack in item["attacks"]:
             board &= bits[row_label(attack, "Linf", eps)][:n]
         started = time.time()
         aa = np.zeros(n, dtype=bool)
+        broken_by = np.full(n, -1)
         ok = np.flatnonzero(clean)
         if len(ok):
-            aa[ok] = _autoattack(bundle.classifier, x[ok], y[ok], eps, seed, batch_size).numpy()
-        missed, extra = int((board & ~aa).sum()), int((aa & ~board).sum())
+            aa[ok], broken_by[ok] = _autoattack(bundle.classifier, x[ok], y[ok], eps, seed, batch_size)
+        missed_ids = np.flatnonzero(board & ~aa)
+        missed, extra = len(missed_ids), int((aa & ~board).sum())
         rows["budgets"].append({
             "eps": eps, "board_robust": int(board.sum()), "autoattack_robust": int(aa.sum()), "missed": missed,
             "extra": extra, "board_accuracy": float(board.mean()), "autoattack_accuracy": float(aa.mean()),
             # McNemar: the two disagree on missed + extra samples; under "equally strong" each disagreement is a
             # coin flip, so missed - extra beyond 2 standard deviations would mean the board is weaker
-            "noise": 2 * math.sqrt(missed + extra), "seconds": round(time.time() - started, 1)})
+            "noise": 2 * math.sqrt(missed + extra),
+            "autoattack_breaks": {a: int((broken_by == i).sum()) for i, a in enumerate(AA_STANDARD)},
+            "missed_by": {a: int((broken_by[missed_ids] == i).sum()) for i, a in enumerate(AA_STANDARD)},
+            "missed_ids": [int(data.sample_ids[i]) for i in missed_ids],
+            "seconds": round(time.time() - started, 1)})
     return rows
 
 
@@ -84,8 +117,10 @@ def _table(res: dict[str, Any]) -> str:
     lines = [f"{res['model']}, first {res['n']} samples: board worst case vs AutoAttack-standard (robust accuracy)"]
     for b in res["budgets"]:
         verdict = "no higher" if b["missed"] <= b["extra"] + b["noise"] else "HIGHER"
+        found = ", ".join(f"{a} {k}" for a, k in b["missed_by"].items() if k) or "none"
         lines.append(f"  Linf {b['eps']:g}: board {b['board_accuracy']:.3f}, AutoAttack {b['autoattack_accuracy']:.3f}; "
-                     f"missed {b['missed']}, extra {b['extra']} (noise {b['noise']:.1f}): {verdict}; {b['seconds']} s")
+                     f"missed {b['missed']} (found by {found}), extra {b['extra']} (noise {b['noise']:.1f}): "
+                     f"{verdict}; {b['seconds']} s")
     return "\n".join(lines)
 
 
@@ -94,11 +129,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--model", required=True, help="a zoo model with a committed standard entry")
     p.add_argument("--out", default="leaderboards", help="the board (default leaderboards/)")
     p.add_argument("--n", type=int, default=100, help="first N samples of the standard run (default 100)")
+    p.add_argument("--eps", default=None, help="only these Linf budgets, comma-separated (default: every one)")
     p.add_argument("--batch-size", type=int, default=100)
     p.add_argument("--json", default=None, help="also write the result to this file")
     args = p.parse_args(argv)
     try:
-        res = compare(args.model, Path(args.out), args.n, args.batch_size)
+        budgets = None if args.eps is None else [float(e) for e in args.eps.split(",")]
+    except ValueError:
+        print(f"error: --eps takes comma-separated numbers, not {args.eps!r}", file=sys.stderr)
+        return 2
+    try:
+        res = compare(args.model, Path(args.out), args.n, args.batch_size, budgets=budgets)
     except (EntryError, KeyError, FileNotFoundError) as exc:
         print(f"error: {exc.args[0] if isinstance(exc, KeyError) else exc}", file=sys.stderr)
         return 2

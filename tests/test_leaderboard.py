@@ -388,3 +388,17 @@ def test_defense_effects_are_paired_differences_against_the_control(tmp_path):
     block = markdown.readme_block(out)
     assert "over the control `mae_vit_t_fmnist_advft`" in block and "| `variant` | mimir |" in block
     assert "+10.0 (+8.1 to +11.9) *" in block
+    assert "same MIM weights" not in block
+
+
+def test_a_variant_with_the_controls_mim_weights_says_so_instead_of_a_zero_psnr_effect(tmp_path):
+    from benchmark.leaderboard.effects import defense_effects
+    out = tmp_path / "lb"
+    for name, acc in (("mae_vit_t_fmnist_advft", 0.8), ("fine_tuning_only", 0.7)):
+        base = make_base(1)       # both entries: the same MIM checkpoint
+        base["checkpoints"]["classifier"] = {"file": "classifier.safetensors", "sha256": f"{len(name):064x}"}
+        write_entry(out, "fashion_mnist", name, base, "standard", make_run(name, 20.0, acc, n=1000, suite="standard",
+                                                                           step=0.1))
+    (effect,) = defense_effects(read_entries(out, "fashion_mnist"), "fashion_mnist")
+    assert effect.same_mim and effect.psnr[0] == 0.0
+    assert "| `fine_tuning_only` |" in markdown.readme_block(out) and "| same MIM weights |" in markdown.readme_block(out)

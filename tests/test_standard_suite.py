@@ -71,3 +71,27 @@ def test_no_higher_than_autoattack_standard_on_the_same_samples(defended, one_th
         aa_robust = (clf(x_adv).argmax(1) == y).numpy()
     assert aa_robust.sum() > 0, "the comparison says something only if some samples survive"
     assert cascade.sum() <= aa_robust.sum() + 1, (cascade.sum(), aa_robust.sum())
+
+
+def test_ranking_check_runs_autoattack_standard_attack_by_attack_with_the_same_outcome(fmnist_test, one_thread):
+    """`benchmark.ranking_check` runs AutoAttack's four attacks one by one on the survivors, to say which one broke
+    each sample: the robust flags are those of one `run_standard_evaluation` call (same order, batches, seed)."""
+    from benchmark.ranking_check import AA_STANDARD, _autoattack
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(28 * 28, 10)).eval()  # cheap, and some survive
+    data = fmnist_test.subset(200)
+    with torch.no_grad():
+        ok = model(data.images).argmax(1) == data.labels
+    x, y = data.images[ok][:12], data.labels[ok][:12]
+    robust, broken_by = _autoattack(model, x, y, eps=0.002, seed=0, batch_size=5)
+    cls, package = autoattack_backend()
+    aa = cls(model, norm="Linf", eps=0.002, version="standard", seed=0, device="cpu") if package == "pyautoattack" \
+        else cls(model, norm="Linf", eps=0.002, version="standard", seed=0, verbose=False)
+    x_adv = aa.run_standard_evaluation(x, y, batch_size=5) if package == "pyautoattack" \
+        else aa.run_standard_evaluation(x, y, bs=5)
+    x_adv = x_adv[0] if isinstance(x_adv, tuple) else x_adv
+    with torch.no_grad():
+        direct = (model(x_adv).argmax(1) == y).numpy()
+    assert 0 < robust.sum() < len(x), "some samples must break and some survive for the check to mean anything"
+    assert (robust == direct).all(), (robust, direct)
+    assert ((broken_by == -1) == robust).all() and broken_by.max() < len(AA_STANDARD)

@@ -37,6 +37,7 @@ class Effect:
     robust: tuple[float, tuple[float, float]]
     psnr: Optional[tuple[float, tuple[float, float]]]
     values: dict[str, Optional[float]]       # the variant's own clean, robust and psnr values
+    same_mim: bool = False                   # the variant's MIM checkpoint is the control's (no MIM-side defense)
 
 
 def paired_accuracy_difference(a: np.ndarray, b: np.ndarray) -> tuple[float, tuple[float, float]]:
@@ -73,6 +74,7 @@ def defense_effects(entries: list[dict[str, Any]], dataset: str, suite: str = RA
     c_clean = decoded(control)["downstream"]["clean"]
     c_robust = _worst(control, "downstream", budget)
     c_psnr = _worst(control, "reconstruction", budget)
+    c_mim = by_name[control_name]["checkpoints"].get("mim", {}).get("sha256")
     out = []
     for e in sorted(entries, key=lambda e: e["model"]):
         run = e["runs"].get(suite)
@@ -91,5 +93,6 @@ def defense_effects(entries: list[dict[str, Any]], dataset: str, suite: str = RA
         out.append(Effect(e["model"], list(e["card"].get("defenses") or []), len(clean),
                           paired_accuracy_difference(clean, c_clean), paired_accuracy_difference(robust, c_robust),
                           psnr_effect, {"clean": float(clean.mean()), "robust": float(robust.mean()),
-                                        "psnr": None if psnr is None else float(np.nanmean(psnr))}))
+                                        "psnr": None if psnr is None else float(np.nanmean(psnr))},
+                          same_mim=c_mim is not None and e["checkpoints"].get("mim", {}).get("sha256") == c_mim))
     return out

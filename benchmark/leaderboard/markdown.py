@@ -161,6 +161,12 @@ def _readme_board(b: Board) -> list[str]:
     return lines
 
 
+def _psnr_effect(e: Effect, pts) -> str:
+    if e.same_mim:   # a difference of exactly 0 by construction, not a measured null effect
+        return "same MIM weights"
+    return "–" if e.psnr is None else pts(e.psnr, 1.0, 2)
+
+
 def effects_table(effects: list[Effect], control: str, budget: str, n: int) -> list[str]:
     """The defenses against their control: paired differences with 95% intervals (docs in effects.py)."""
     def pts(d: tuple[float, tuple[float, float]], scale: float = 100.0, digits: int = 1) -> str:
@@ -177,7 +183,7 @@ def effects_table(effects: list[Effect], control: str, budget: str, n: int) -> l
         psnr = "–" if e.values["psnr"] is None else f"{e.values['psnr']:.2f}"
         lines.append(f"| `{e.model}` | {', '.join(e.defenses) or 'none'} | {100 * e.values['clean']:.1f} | "
                      f"{pts(e.clean)} | {100 * e.values['robust']:.1f} | {pts(e.robust)} | {psnr} | "
-                     f"{'–' if e.psnr is None else pts(e.psnr, 1.0, 2)} |")
+                     f"{_psnr_effect(e, pts)} |")
     return lines + [""]
 
 
