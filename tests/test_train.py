@@ -88,3 +88,28 @@ def test_torchrun_trains_with_ddp(tmp_path):
     bundle = zoo.load_model(out)
     with torch.no_grad():
         assert torch.isfinite(bundle.classifier(torch.rand(2, 1, 28, 28))).all()
+
+
+def test_the_card_measures_the_shipped_fp16_files_not_the_weights_in_memory(tmp_path, monkeypatch):
+    """The trainer's end-of-training evaluation sees exactly the weights of the files it wrote (fp16), so the card
+    agrees with `benchmark.quality` on them (the in-memory fp32 weights once disagreed by one test image)."""
+    from zoo.checkpoints import read_state_dict
+    from zoo.train import trainer
+    from zoo.train.recipes import get_recipe
+
+    seen = {}
+
+    def capture(mim, classifier, dataset, device=None):
+        seen["mim"] = {k: v.clone() for k, v in mim.state_dict().items()}
+        seen["classifier"] = {k: v.clone() for k, v in classifier.state_dict().items()}
+        return {"test_accuracy": 0.5}
+
+    monkeypatch.setattr(trainer, "evaluate_quality", capture)
+    recipe = get_recipe("mae_vit_t_fmnist").with_overrides(epochs=0.01)   # a few steps, both stages complete
+    card = trainer.train(recipe, tmp_path, torch.device("cpu"))
+    assert card["training"]["complete"] and card["metrics"] == {"test_accuracy": 0.5}
+    for role in ("mim", "classifier"):
+        shipped = read_state_dict(tmp_path / f"{role}.safetensors")
+        assert shipped.keys() == seen[role].keys()
+        for k, v in shipped.items():
+            assert torch.equal(v.to(seen[role][k].dtype), seen[role][k]), (role, k)
