@@ -14,7 +14,7 @@ import pytest
 
 from .helpers import REPO
 
-ARGS = ["--n-examples", "60", "--batch-size", "10", "--suite", "pgd", "--no-progress"]
+ARGS = ["--n-examples", "40", "--batch-size", "10", "--suite", "pgd", "--no-progress"]
 TABLES = ("reconstruction.csv", "downstream.csv", "reconstruction.md", "downstream.md")
 
 
