@@ -47,12 +47,12 @@ EPS = (2 / 255, 4 / 255, 8 / 255)
 
 
 def make_run(model: str, psnr: float, acc: float, n: int = 10000, complete: bool = True, flags=None,
-             suite: str = "pgd", outcomes: bool = True, step: float = 0.2) -> dict:
+             suite: str = "pgd", outcomes: bool = True, step: float = 0.2, eps: tuple = EPS) -> dict:
     """A run whose per-sample outcomes give its rows: the first round(a * n) samples robust at accuracy a, every
     sample at the row's PSNR. `outcomes=False`: a run of schema 1 (rows only)."""
     recon, down = [], []
     per_sample: dict = {"downstream": {}, "reconstruction": {}}
-    for i, eps in enumerate((0.0,) + EPS):
+    for i, eps in enumerate((0.0,) + tuple(eps)):
         attack, norm = ("none", "none") if eps == 0 else ("pgd", "Linf")
         k = round(max(0.0, acc - step * i) * n)
         label = row_label(attack, norm, eps)
@@ -402,3 +402,28 @@ def test_a_variant_with_the_controls_mim_weights_says_so_instead_of_a_zero_psnr_
     (effect,) = defense_effects(read_entries(out, "fashion_mnist"), "fashion_mnist")
     assert effect.same_mim and effect.psnr[0] == 0.0
     assert "| `fine_tuning_only` |" in markdown.readme_block(out) and "| same MIM weights |" in markdown.readme_block(out)
+
+
+FMNIST_EPS = (0.05, 0.1, 0.2)
+
+
+def test_the_readme_puts_the_best_variant_beside_the_published_anchors(tmp_path):
+    out = tmp_path / "lb"
+    # 'clean_first' has the higher clean accuracy, 'robust' the higher PGD-20 at Linf 0.1: the latter is the best
+    for seed, (name, acc, step) in enumerate((("clean_first", 0.9, 0.3), ("robust", 0.85, 0.1)), 1):
+        write_entry(out, "fashion_mnist", name, make_base(seed), "pgd",
+                    make_run(name, 20.0, acc, step=step, eps=FMNIST_EPS))
+    write_entry(out, "fashion_mnist", "robust", make_base(2), "standard",
+                make_run("robust", 20.0, 0.85, n=1000, suite="standard", step=0.1, eps=FMNIST_EPS))
+    block = markdown.readme_block(out)
+    assert "| `robust` (best here) | 85.0 (84.3–85.7) | 65.0 (64.1–65.9) | +0.0 |" in block
+    assert "| TRADES, wide CNN (Song et al., CCS 2019) | 90.9 | 72.4 | – |" in block
+    assert "clean -5.9, PGD-20 -7.4 points" in block
+    assert "to the target: clean -3.0 (not met), PGD-20 -5.0 (not met), ranked drop met." in block
+
+
+def test_no_anchor_comparison_without_anchors_or_at_another_budget(synthetic_board, tmp_path):
+    assert "best here" not in markdown.readme_block(synthetic_board)       # cifar10: no anchors recorded
+    out = tmp_path / "lb"                                                 # fashion_mnist at budgets k/255: not 0.1
+    write_entry(out, "fashion_mnist", "m", make_base(1), "pgd", make_run("m", 20.0, 0.9))
+    assert "best here" not in markdown.readme_block(out)

@@ -7,6 +7,7 @@ from pathlib import Path
 from zoo.fileio import atomic_write_text
 
 from ..suites import RANKED_SUITE
+from .anchors import AnchorComparison, anchor_comparison
 from .boards import BOARD_STYLE, DESCRIPTIONS, Board, BoardRow, Value, build_boards, cell_label, format_value
 from .effects import CONTROLS, Effect, defense_effects
 from .entries import EntryError, datasets_with_entries, read_entries
@@ -187,6 +188,37 @@ def effects_table(effects: list[Effect], control: str, budget: str, n: int) -> l
     return lines + [""]
 
 
+def anchors_table(c: AnchorComparison) -> list[str]:
+    """The zoo's best variant (highest PGD-20 on the whole test set) beside the published anchors and the target."""
+    b, best = c.pgd_board, c.best
+    budget = b.budget_label(b.reference)
+    pct = lambda v: f"{100 * v:.1f}"   # noqa: E731
+    scope = f"the `{c.ranked_board.suite}` suite's worst case on {c.ranked_board.subset}" if c.ranked_board else ""
+    lines = [f"The best variant here (highest PGD-20 accuracy at {budget} in the `{b.suite}` suite, whole test set) "
+             f"beside published defenses measured the same way"
+             + (f", and how far {scope} falls below PGD-20 on the same ids" if scope else "") + ":\n",
+             f"| Model | Clean | PGD-20 at {budget} | ranked worst case minus PGD-20 (points) |",
+             "|:---|---:|---:|---:|"]
+    drop = c.ranked_drop
+    lines.append(f"| `{best.model}` (best here) | {b.fmt_value(best.clean)} | {b.fmt_value(c.best_pgd)} | "
+                 f"{'–' if drop is None else f'{100 * drop:+.1f}'} |")
+    for a in c.anchors:
+        lines.append(f"| {a.name} ({a.source}) | {pct(a.clean)} | {pct(a.robust)} | – |")
+    t = c.target
+    if t is not None:
+        lines.append(f"| target of the defended zoo | ≥ {pct(t.clean)} | ≥ {pct(t.robust)} | ≥ {-100 * t.ranked_drop:+.1f} |")
+    clean, robust = best.clean.value, c.best_pgd.value
+    top = max(c.anchors, key=lambda a: (a.robust, a.clean))
+    gaps = [f"to the strongest anchor ({top.name}): clean {100 * (clean - top.clean):+.1f}, "
+            f"PGD-20 {100 * (robust - top.robust):+.1f} points"]
+    if t is not None:
+        met = lambda ok: "met" if ok else "not met"   # noqa: E731
+        gaps.append(f"to the target: clean {100 * (clean - t.clean):+.1f} ({met(clean >= t.clean)}), PGD-20 "
+                    f"{100 * (robust - t.robust):+.1f} ({met(robust >= t.robust)}), ranked drop "
+                    + ("not measured" if drop is None else met(drop >= -t.ranked_drop)))
+    return lines + ["", "Gap " + "; ".join(gaps) + ".", ""]
+
+
 def readme_block(out: Path, link_prefix: str = "leaderboards") -> str:
     """The README's leaderboard section body: per dataset and target, the top rows of each ranked board."""
     lines = [README_START, ""]
@@ -208,6 +240,9 @@ def readme_block(out: Path, link_prefix: str = "leaderboards") -> str:
         if effects:
             ref = next(b for b in boards if b.suite == RANKED_SUITE and b.target == "downstream")
             lines += effects_table(effects, CONTROLS[ds], ref.budget_label(ref.reference), effects[0].n)
+        comparison = anchor_comparison(boards, ds)
+        if comparison is not None:
+            lines += anchors_table(comparison)
     if not datasets:
         lines.append("_No entries yet: the boards fill as models are submitted (see below)._\n")
     lines.append(README_END)
