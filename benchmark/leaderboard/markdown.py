@@ -192,7 +192,6 @@ def anchors_table(c: AnchorComparison) -> list[str]:
     """The zoo's best variant (highest PGD-20 on the whole test set) beside the published anchors and the target."""
     b, best = c.pgd_board, c.best
     budget = b.budget_label(b.reference)
-    pct = lambda v: f"{100 * v:.1f}"   # noqa: E731
     scope = f"the `{c.ranked_board.suite}` suite's worst case on {c.ranked_board.subset}" if c.ranked_board else ""
     lines = [f"The best variant here (highest PGD-20 accuracy at {budget} in the `{b.suite}` suite, whole test set) "
              f"beside published defenses measured the same way"
@@ -203,10 +202,10 @@ def anchors_table(c: AnchorComparison) -> list[str]:
     lines.append(f"| `{best.model}` (best here) | {b.fmt_value(best.clean)} | {b.fmt_value(c.best_pgd)} | "
                  f"{'–' if drop is None else f'{100 * drop:+.1f}'} |")
     for a in c.anchors:
-        lines.append(f"| {a.name} ({a.source}) | {pct(a.clean)} | {pct(a.robust)} | – |")
+        lines.append(f"| {a.name} ({a.source}) | {b.fmt(a.clean)} | {b.fmt(a.robust)} | – |")
     t = c.target
     if t is not None:
-        lines.append(f"| target of the defended zoo | ≥ {pct(t.clean)} | ≥ {pct(t.robust)} | ≥ {-100 * t.ranked_drop:+.1f} |")
+        lines.append(f"| target of the defended zoo | ≥ {b.fmt(t.clean)} | ≥ {b.fmt(t.robust)} | ≥ {-100 * t.ranked_drop:+.1f} |")
     clean, robust = best.clean.value, c.best_pgd.value
     top = max(c.anchors, key=lambda a: (a.robust, a.clean))
     gaps = [f"to the strongest anchor ({top.name}): clean {100 * (clean - top.clean):+.1f}, "
@@ -224,7 +223,8 @@ def readme_block(out: Path, link_prefix: str = "leaderboards") -> str:
     lines = [README_START, ""]
     datasets = datasets_with_entries(out)
     for ds in datasets:
-        boards = build_boards(read_entries(out, ds), ds)
+        entries = read_entries(out, ds)     # read and validated once: the boards and the effects share them
+        boards = build_boards(entries, ds)
         lines.append(f"**{ds}** — [HTML page]({link_prefix}/{ds}/index.html) · "
                      f"[reconstruction]({link_prefix}/{ds}/reconstruction.md) · "
                      f"[downstream]({link_prefix}/{ds}/downstream.md) · "
@@ -236,7 +236,7 @@ def readme_block(out: Path, link_prefix: str = "leaderboards") -> str:
                              f"see the full table.\n")
                 continue
             lines += _readme_board(b)
-        effects = defense_effects(read_entries(out, ds), ds)
+        effects = defense_effects(entries, ds)
         if effects:
             ref = next(b for b in boards if b.suite == RANKED_SUITE and b.target == "downstream")
             lines += effects_table(effects, CONTROLS[ds], ref.budget_label(ref.reference), effects[0].n)
