@@ -3,6 +3,7 @@
     python -m benchmark.report                        # regenerate every dataset's reports under leaderboards/
     python -m benchmark.report --readme README.md     # ... and the README's leaderboard block
     python -m benchmark.report --readme README.md --check   # exit 1 if the README's block is stale
+    python -m benchmark.report --missing              # "MODEL SUITE" lines: shipped models' runs still to do
 """
 from __future__ import annotations
 
@@ -11,10 +12,27 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from .leaderboard.entries import EntryError, datasets_with_entries
+from .leaderboard.entries import EntryError, datasets_with_entries, missing_runs
 from .leaderboard.lock import BoardLockTimeout, board_lock
 from .leaderboard.markdown import readme_is_current, update_readme
 from .leaderboard.report import regenerate
+from .suites import list_suites
+from zoo.registry import get_card, shipped_models
+
+
+BOARD_SUITES = ("pgd", "standard")   # what a shipped model needs for a complete board entry (issues 12, 16)
+
+
+def _missing(out: Path, suites: list[str], datasets: Optional[Sequence[str]]) -> list[tuple[str, str]]:
+    """Shipped models (zoo/weights/) whose board lacks a complete ranked run of a suite, on their own dataset."""
+    unknown = sorted(set(suites) - set(list_suites()))
+    if unknown:
+        raise EntryError(f"--missing {', '.join(unknown)}: no such suite (known: {', '.join(list_suites())})")
+    by_dataset: dict[str, list[str]] = {}
+    for name in shipped_models():
+        by_dataset.setdefault(get_card(name).dataset, []).append(name)
+    return [pair for ds, models in sorted(by_dataset.items()) if not datasets or ds in datasets
+            for pair in missing_runs(out, ds, models, suites)]
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -25,6 +43,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--readme", default=None, help="also rewrite this README's leaderboard block")
     p.add_argument("--check", action="store_true",
                    help="with --readme: change nothing, exit 1 if the README's block is not the current board")
+    p.add_argument("--missing", nargs="*", metavar="SUITE", default=None,
+                   help="change nothing; print a 'MODEL SUITE' line for every model shipped in zoo/weights/ "
+                        f"without a complete ranked run of each SUITE (default: {' '.join(BOARD_SUITES)})")
     args = p.parse_args(argv)
     out = Path(args.out)
     try:
@@ -38,6 +59,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             raise EntryError(f"--dataset {', '.join(unknown)}: no entries in {out} (it has {', '.join(known)})")
         if args.readme and not Path(args.readme).is_file():
             raise EntryError(f"--readme {args.readme}: no such file")
+        if args.missing is not None:
+            for model, suite in _missing(out, args.missing or list(BOARD_SUITES), args.dataset):
+                print(model, suite)
+            return 0
         if args.check:
             if not args.readme:
                 raise EntryError("--check needs --readme")

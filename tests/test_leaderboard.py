@@ -28,6 +28,7 @@ from benchmark.leaderboard.entries import (
     BoardConflict,
     EntryError,
     entry_path,
+    missing_runs,
     read_entries,
     read_entry,
     validate_entry,
@@ -338,6 +339,25 @@ def test_regenerating_gives_the_same_files(synthetic_board, tmp_path):
     assert report.main(["--out", str(board)]) == 0
     assert {n: (folder / n).read_bytes() for n in names} == before
     assert (folder / "plots" / "grid_weak.png").is_file() and not (folder / "plots" / "grid_gone.png").exists()
+
+
+def test_missing_runs_lists_what_a_complete_board_still_needs(tmp_path, capsys):
+    """Only a complete run with per-sample outcomes counts: partial and schema-1 runs are still to do; the CLI
+    lists the shipped models' missing (model, suite) lines and refuses an unknown suite with exit 2."""
+    write_entry(tmp_path, "cifar10", "done", make_base(1), "pgd", make_run("done", 30, .9))
+    write_entry(tmp_path, "cifar10", "done", make_base(1), "standard", make_run("done", 30, .9, suite="standard"))
+    write_entry(tmp_path, "cifar10", "half", make_base(2), "pgd", make_run("half", 30, .9, complete=False))
+    write_entry(tmp_path, "cifar10", "old", make_base(3), "pgd", make_run("old", 30, .9, outcomes=False))
+    models = ["done", "half", "old", "absent"]
+    assert missing_runs(tmp_path, "cifar10", models, ["pgd", "standard"]) == [
+        ("half", "pgd"), ("half", "standard"), ("old", "pgd"), ("old", "standard"),
+        ("absent", "pgd"), ("absent", "standard")]
+    assert report.main(["--out", str(REPO / "leaderboards"), "--missing", "pgd"]) == 0
+    lines = capsys.readouterr().out.split("\n")
+    from zoo.registry import shipped_models
+    assert all(line.split()[0] in shipped_models() and line.split()[1] == "pgd" for line in lines if line)
+    assert report.main(["--out", str(REPO / "leaderboards"), "--missing", "nope"]) == 2
+    assert "--missing nope: no such suite" in capsys.readouterr().err
 
 
 def test_the_readme_shows_the_current_board():

@@ -272,6 +272,11 @@ def list_models(filter: Optional[str] = None) -> list[str]:
     return MODELS.list(filter, sort=True)
 
 
+def shipped_models() -> list[str]:
+    """The models whose weights ship in zoo/weights/ (the embedded default and the defended zoo), sorted."""
+    return sorted(p.parent.name for p in WEIGHTS_DIR.glob("*/card.json") if p.parent.name in MODELS.list())
+
+
 def get_card(name: str) -> ModelCard:
     """The named card (UnknownNameError, a KeyError, naming the known models)."""
     return MODELS.get(name)

@@ -24,7 +24,7 @@ import pandas as pd
 from ..attacks import gradient_masking as GM
 from ..stats import intervals_overlap, mean_interval, wilson_interval
 from ..suites import REFERENCE_EPS, format_eps, row_label
-from .entries import DOWNSTREAM_COLUMNS, RECON_COLUMNS
+from .entries import DOWNSTREAM_COLUMNS, RECON_COLUMNS, is_rankable
 from .outcomes import decoded
 
 # How each target's board shows its headline metric.
@@ -281,7 +281,7 @@ def _board_row(entry: dict[str, Any], run: dict[str, Any], target: str, budgets:
     shown_first = reference_attack if reference_attack in attacks else (attacks[0] if attacks else None)
     if reference in budgets and shown_first is not None:
         first = details[shown_first][budgets.index(reference)]
-    complete = run["complete"] and not legacy
+    complete = is_rankable(run)
     reason = (run.get("partial_reason") or "") if not run["complete"] else (LEGACY_REASON if legacy else "")
     return BoardRow(entry["model"], int(run["settings"]["n"]), clean, values, score, complete, reason,
                     masking_flags(run, target), entry["card"].get("family", ""), first_attack=first,

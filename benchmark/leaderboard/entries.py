@@ -11,7 +11,7 @@ import json
 import math
 import re
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 from zoo.fileio import atomic_write_text
 
@@ -166,6 +166,17 @@ def validate_entry(entry: Any, where: str = "entry") -> dict[str, Any]:
     for suite, run in entry["runs"].items():
         _check_run(suite, run, entry["model"], where, entry["schema_version"])
     return entry
+
+
+def is_rankable(run: dict[str, Any]) -> bool:
+    """True for a complete run with per-sample outcomes (schema 2): the only kind a board ranks."""
+    return bool(run["complete"]) and "outcomes" in run
+
+
+def missing_runs(out: Path, dataset: str, models: Sequence[str], suites: Sequence[str]) -> list[tuple[str, str]]:
+    """(model, suite) pairs among `models` x `suites` without a rankable run on `dataset`'s board, in that order."""
+    have = {(e["model"], s) for e in read_entries(out, dataset) for s, run in e["runs"].items() if is_rankable(run)}
+    return [(m, s) for m in models for s in suites if (m, s) not in have]
 
 
 def read_entry(path: Path) -> dict[str, Any]:
