@@ -97,3 +97,18 @@ def test_checks_run_under_bf16_autocast(fmnist_test, monkeypatch):
                         batch_size=8, progress=False).run()
     square = result.gradient_masking["downstream"]["black_box"]
     assert [b["attack"] for b in square] == ["square"] * 3 and all("skipped" not in b for b in square)
+
+
+def test_square_needs_a_larger_share_against_pgd_alone():
+    """Square breaking 4 of 11 survivors (the adversarial zoo at Linf 0.2) is evidence of broken gradients against
+    an ensemble with APGD, not against PGD-20 alone; 10 of 11 is evidence against either."""
+    def block(whitebox, broken):
+        return {"black_box": [{"attack": "square", "norm": "Linf", "eps": 0.2, "whitebox": whitebox, "n": 200,
+                               "whitebox_robust": 11, "broken_only_by_black_box": broken, "flag": True}]}
+    judged = lambda wb, k: GM.current_flags(block(wb, k))["black_box"][0]["flag"]  # noqa: E731
+    assert judged(["apgd_ce", "apgd_t", "pgd"], 4) and not judged(["pgd"], 4)
+    assert judged(["pgd"], 10) and judged(["apgd_ce", "pgd"], 10)
+    assert GM.summarise_square("Linf", 0.2, ["pgd"], [{"sample_id": list(range(11)), "whitebox_robust": [True] * 11,
+                                                        "square_broken": [True] * 4 + [False] * 7}])["flag"] is False
+    message = GM.flag_messages("downstream", GM.current_flags(block(["pgd"], 10)))[0]
+    assert "> 0.50" in message

@@ -12,6 +12,11 @@ A robustness number from gradient attacks is only as good as the gradients. Thre
   a query attack finds (AutoAttack's Square adds well under a point of robust accuracy after APGD on healthy
   models), so the check fires only when the 95% Wilson lower bound of that share exceeds BLACK_BOX_SHARE: a
   few stray successes are expected and counted (the worst case includes them), not a sign of broken gradients.
+  That holds for a strong white-box ensemble (an APGD attack among it, as in the `standard` suite). Against
+  PGD-20 alone (the `pgd` suite) Square also finds what a fixed-step attack misses on healthy adversarially
+  trained models (measured: 4 of 11 PGD-20 survivors at Linf 0.2 on the FGSM-RS zoo, none of whose 26 APGD
+  survivors Square breaks), so there the share must exceed WEAK_REFERENCE_SHARE: gradient masking, where Square
+  breaks most of what the gradients leave standing, still fires.
   Square runs only where the budget has a budget-constrained iterative white-box attack (BIM, PGD, adaptive
   PGD with at least MIN_WHITEBOX_STEPS steps): FGSM and CW are expected to lose to Square, so a budget with only
   those is skipped, not flagged. The survivors Square attacks are those of every white-box attack of the budget,
@@ -33,6 +38,8 @@ BLACK_BOX_SHARE = 0.10  # flag when the black-box attack wins on a share whose W
 # SQUARE_SAMPLES samples of the evaluation order (whole batches), a fixed subset whatever n is: a check of the
 # gradients, not a robustness number. The cheap checks (zero gradients, randomness, noise) cover every sample.
 SQUARE_SAMPLES = 200
+WEAK_REFERENCE_SHARE = 0.50  # the same rule against a white-box ensemble without any STRONG_WHITEBOX attack
+STRONG_WHITEBOX = ("apgd_ce", "apgd_t", "autoattack")   # step-size-free attacks: Square rarely beats them honestly
 MIN_WHITEBOX_STEPS = 10  # Square is compared only with iterative white-box attacks (beating FGSM proves nothing)
 # Budget-constrained ascent attacks: the references Square is compared with. CW is a minimum-norm attack without
 # a search over c (it gives up on hard samples), so losing to Square says nothing about the gradients either.
@@ -75,6 +82,11 @@ def summarise_basic(records: list[dict]) -> dict:
     return out
 
 
+def square_threshold(whitebox: list[str]) -> float:
+    """The share above which Square's wins over this white-box ensemble count as evidence of broken gradients."""
+    return BLACK_BOX_SHARE if set(whitebox) & set(STRONG_WHITEBOX) else WEAK_REFERENCE_SHARE
+
+
 def summarise_square(norm: str, eps: float, whitebox: list[str], records: list[dict],
                      n_queries: int = SQUARE_QUERIES) -> dict:
     """Downstream black-box check of one budget: survivors of every white-box attack that Square breaks."""
@@ -84,7 +96,7 @@ def summarise_square(norm: str, eps: float, whitebox: list[str], records: list[d
     low = wilson_interval(broken, survivors)[0] if survivors else 0.0
     return {"attack": "square", "norm": norm, "eps": float(eps), "n_queries": n_queries, "whitebox": whitebox,
             "n": n, "whitebox_robust": survivors, "broken_only_by_black_box": broken,
-            "share_lower_bound": round(low, 4), "flag": broken > 0 and low > BLACK_BOX_SHARE}
+            "share_lower_bound": round(low, 4), "flag": broken > 0 and low > square_threshold(whitebox)}
 
 
 def is_reference(impl: str, steps: int) -> bool:
@@ -129,7 +141,7 @@ def current_flags(block: dict) -> dict:
         elif b.get("attack") == "square" and "whitebox_robust" in b:
             k, n = b.get("broken_only_by_black_box", 0), b["whitebox_robust"]
             b["share_lower_bound"] = round(wilson_interval(k, n)[0], 4) if n else 0.0
-            b["flag"] = k > 0 and b["share_lower_bound"] > BLACK_BOX_SHARE
+            b["flag"] = k > 0 and b["share_lower_bound"] > square_threshold(b.get("whitebox", []))
         elif b.get("attack") == "random_noise" and "samples_black_box_stronger" in b:
             k, n = b["samples_black_box_stronger"], b.get("n", 0)
             b["share_lower_bound"] = round(wilson_interval(k, n)[0], 4) if n else 0.0
@@ -152,7 +164,8 @@ def flag_messages(target: str, block: dict) -> list[str]:
         if b["attack"] == "square":
             lines.append(f"{target}: Square broke {b['broken_only_by_black_box']} of the {b['whitebox_robust']} "
                          f"samples that survived every white-box attack at {b['norm']} eps {b['eps']:g} (95% lower "
-                         f"bound of the share {b['share_lower_bound']:.2f} > {BLACK_BOX_SHARE:.2f})")
+                         f"bound of the share {b['share_lower_bound']:.2f} > "
+                         f"{square_threshold(b.get('whitebox', [])):.2f})")
         else:
             lines.append(f"{target}: random noise beat every white-box attack on {b['samples_black_box_stronger']} of "
                          f"{b['n']} samples at {b['norm']} eps {b['eps']:g} (95% lower bound of the share "
