@@ -12,13 +12,13 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
+from zoo.registry import get_card, shipped_models
+
 from .leaderboard.entries import EntryError, datasets_with_entries, missing_runs
 from .leaderboard.lock import BoardLockTimeout, board_lock
 from .leaderboard.markdown import readme_is_current, update_readme
 from .leaderboard.report import regenerate
 from .suites import list_suites
-from zoo.registry import get_card, shipped_models
-
 
 BOARD_SUITES = ("pgd", "standard")   # what a shipped model needs for a complete board entry (issues 12, 16)
 
