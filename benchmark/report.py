@@ -18,9 +18,9 @@ from .leaderboard.entries import EntryError, datasets_with_entries, missing_runs
 from .leaderboard.lock import BoardLockTimeout, board_lock
 from .leaderboard.markdown import readme_is_current, update_readme
 from .leaderboard.report import regenerate
-from .suites import list_suites
+from .suites import DEFAULT_SUITE, RANKED_SUITE, list_suites
 
-BOARD_SUITES = ("pgd", "standard")   # what a shipped model needs for a complete board entry (issues 12, 16)
+BOARD_SUITES = (DEFAULT_SUITE, RANKED_SUITE)   # what a shipped model needs for a complete board entry
 
 
 def _missing(out: Path, suites: list[str], datasets: Optional[Sequence[str]]) -> list[tuple[str, str]]:

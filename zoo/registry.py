@@ -274,7 +274,8 @@ def list_models(filter: Optional[str] = None) -> list[str]:
 
 def shipped_models() -> list[str]:
     """The models whose weights ship in zoo/weights/ (the embedded default and the defended zoo), sorted."""
-    return sorted(p.parent.name for p in WEIGHTS_DIR.glob("*/card.json") if p.parent.name in MODELS.list())
+    registered = set(MODELS.list())
+    return sorted(p.parent.name for p in WEIGHTS_DIR.glob("*/card.json") if p.parent.name in registered)
 
 
 def get_card(name: str) -> ModelCard:
