@@ -5,6 +5,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 import torch
 
 import zoo
@@ -36,9 +37,11 @@ def test_list_recipes_json():
     assert {"name": "mae_vit_t_fmnist", "defenses": []} in rows
 
 
-def test_a_resumed_stage_ends_exactly_where_the_uninterrupted_one_ends(tmp_path):
+@pytest.mark.parametrize("amp", ["cuda", "bf16"])
+def test_a_resumed_stage_ends_exactly_where_the_uninterrupted_one_ends(tmp_path, amp):
     """A stage stopped after its first epoch checkpoint (as a kill would leave it) and resumed gives the weights
-    of the uninterrupted stage: batches, masks and random starts are functions of (seed, step)."""
+    of the uninterrupted stage: batches, masks and random starts are functions of (seed, step); in fp32 on the CPU
+    (amp "cuda", the recipes' default) and under CPU bf16 autocast alike."""
     from timm.optim import param_groups_weight_decay
 
     from zoo.train.loop import train_stage
@@ -50,7 +53,7 @@ def test_a_resumed_stage_ends_exactly_where_the_uninterrupted_one_ends(tmp_path)
     g = torch.Generator().manual_seed(0)
     data = dataset_of(torch.rand(64, 1, 28, 28, generator=g), torch.randint(0, 10, (64,), generator=g))
     cfg = StageConfig(epochs=2, batch_size=16, lr=1e-3, warmup_epochs=0.5,
-                      defenses={"adversarial": {"eps": 0.1, "steps": 1}})
+                      defenses={"adversarial": {"eps": 0.1, "steps": 1}}, amp=amp)
 
     def run(out, **kwargs):
         model = tiny_mae().train()
@@ -73,6 +76,52 @@ def test_a_resumed_stage_ends_exactly_where_the_uninterrupted_one_ends(tmp_path)
     full_log = (tmp_path / "a" / "log_pretrain.csv").read_text().splitlines()
     steps = [ln.split(",")[1] for ln in log[1:]]
     assert steps == [ln.split(",")[1] for ln in full_log[1:]] and "999.0" not in "".join(log)  # each step once
+
+
+def test_cpu_bf16_stage_trains_under_autocast_with_explicit_attention_and_restores_it(tmp_path):
+    """amp "bf16" on the CPU: every step runs under bf16 autocast with timm's explicit attention (the fused kernel's
+    bf16 backward is ~10x slower there); afterwards the model is back to the fused kernel it ships with, so the
+    end-of-training evaluation runs it as `benchmark.quality` does. amp "cuda" leaves the CPU in fp32."""
+    from timm.optim import param_groups_layer_decay
+
+    from zoo.train.loop import train_stage
+    from zoo.train.objectives import FinetuneObjective
+    from zoo.train.recipes import StageConfig
+
+    from .helpers import dataset_of, tiny_classifier
+
+    g = torch.Generator().manual_seed(0)
+    data = dataset_of(torch.rand(32, 1, 28, 28, generator=g), torch.randint(0, 10, (32,), generator=g))
+    for amp, expected in (("bf16", True), ("cuda", False)):
+        model = tiny_classifier().train()
+        attn = [m for m in model.modules() if hasattr(m, "fused_attn")]
+        assert attn and all(m.fused_attn for m in attn)
+        cfg = StageConfig(epochs=1, batch_size=16, lr=1e-3, warmup_epochs=0, amp=amp,
+                          defenses={"adversarial_finetune": {"attack": "pgd", "eps": 0.1, "steps": 2}})
+        objective = FinetuneObjective(model, cfg, seed=0)
+        seen = []
+
+        def step_fn(x, y, step):
+            seen.append((torch.is_autocast_enabled("cpu"), [m.fused_attn for m in attn]))
+            loss, logs = objective(x, y, step)
+            assert loss.dtype == torch.float32 and torch.isfinite(loss)
+            return loss, logs
+
+        train_stage("finetune", objective, param_groups_layer_decay(model, 0.05), cfg, data, step_fn,
+                    tmp_path / amp, 0, torch.device("cpu"))
+        assert seen == [(expected, [not expected] * len(attn))] * 2, amp
+        assert all(m.fused_attn for m in attn), amp
+
+
+def test_amp_override_is_checked():
+    from zoo.train.recipes import get_recipe
+    recipe = get_recipe("mae_vit_t_fmnist_advft")
+    assert recipe.finetune.amp == "cuda" and recipe.with_overrides(amp="bf16").finetune.amp == "bf16"
+    with pytest.raises(ValueError, match="amp 'fp8'"):
+        recipe.with_overrides(amp="fp8")
+    proc = subprocess.run([sys.executable, "-m", "zoo.train", "--recipe", "mae_vit_t_fmnist_advft", "--amp", "fp8"],
+                          capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 2 and "invalid choice: 'fp8'" in proc.stderr
 
 
 def test_torchrun_trains_with_ddp(tmp_path):
