@@ -124,6 +124,31 @@ def test_amp_override_is_checked():
     assert proc.returncode == 2 and "invalid choice: 'fp8'" in proc.stderr
 
 
+def test_mim_from_fine_tunes_a_shipped_variant_without_pretraining_and_ships_its_mim_weights(tmp_path):
+    """`--mim-from NAME`: no MIM stage (even for a recipe with one, spectral norm included); the classifier starts
+    from the named model's encoder and the shipped MIM weights are that model's, tensor for tensor."""
+    from safetensors.torch import load_file
+
+    from zoo.registry import get_card
+
+    name = "mae_vit_t_fmnist_regularized_advft"
+    out = tmp_path / "run"
+    proc = subprocess.run([sys.executable, "-m", "zoo.train", "--recipe", name, "--mim-from", name, "--max-steps", "2",
+                           "--amp", "bf16", "--threads", "1", "--out", str(out), "--no-eval"],
+                          capture_output=True, text=True, cwd=REPO, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    card = json.loads((out / "card.json").read_text())
+    stages = card["training"]["stages"]
+    assert "pretrain" not in stages and stages["mim_from"]["model"] == name and stages["finetune"]["steps"] == 2
+    assert not (out / "log_pretrain.csv").exists()
+    shipped = load_file(f"{get_card(name).local_dir}/mim.safetensors")
+    written = load_file(out / "mim.safetensors")
+    assert shipped.keys() == written.keys() and all(torch.equal(shipped[k], written[k]) for k in shipped)
+    bad = subprocess.run([sys.executable, "-m", "zoo.train", "--recipe", name, "--mim-from", "no_such_model"],
+                         capture_output=True, text=True, cwd=REPO)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "no_such_model" in bad.stderr
+
+
 def test_torchrun_trains_with_ddp(tmp_path):
     """`torchrun --nproc_per_node 2 -m zoo.train`: two CPU processes (gloo), one output folder written by rank 0."""
     out = tmp_path / "ddp"

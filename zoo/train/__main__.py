@@ -22,6 +22,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--amp", choices=AMP_MODES,
                    help="bf16 autocast of every stage: cuda = on CUDA only (the recipes' default), bf16 = on every "
                         "device (a CPU with AMX or AVX512-BF16 trains ~2x faster), off = never")
+    p.add_argument("--mim-from", metavar="MODEL",
+                   help="skip MIM pretraining and fine-tune from this model's MIM weights (a shipped model's name or "
+                        "a trainer folder), shipped unchanged: a new fine-tuning for an existing variant")
     p.add_argument("--out", type=Path, help="output folder (default: runs/<recipe>)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda[:i] (default auto)")
     p.add_argument("--resume", action="store_true", help="continue from the output folder's last checkpoints")
@@ -56,15 +59,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.threads:
         import torch
         torch.set_num_threads(args.threads)
-    from .trainer import resolve_device, train
+    from .trainer import mim_weights_file, resolve_device, train
     try:
         device = resolve_device(args.device)
+        if args.mim_from:
+            mim_weights_file(args.mim_from)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     out = args.out or Path("runs") / recipe.name
     card = train(recipe, out, device, seed=args.seed, max_steps=args.max_steps, resume=args.resume,
-                 evaluate=not args.no_eval)
+                 evaluate=not args.no_eval, mim_from=args.mim_from)
     if card:
         print(f"wrote {out}/ (card.json, mim.safetensors, classifier.safetensors)")
         if card.get("metrics"):

@@ -50,16 +50,27 @@ def init_classifier_from_encoder(classifier: nn.Module, mim: nn.Module) -> None:
     nn.init.zeros_(classifier.head.bias)
 
 
-def _init_mim_from(mim: nn.Module, source: str) -> str:
-    """Start from another model's MIM weights: a registry name with shipped weights, or a trainer folder."""
+def mim_weights_file(source: str) -> Path:
+    """The MIM weights of a registry name with shipped weights, or of a trainer folder (ValueError otherwise)."""
     from ..registry import get_card
     folder = Path(source) if Path(source).is_dir() else None
     if folder is None:
-        card = get_card(source)
+        try:
+            card = get_card(source)
+        except KeyError as exc:
+            raise ValueError(f"'{source}': neither a trainer folder nor a known model ({exc.args[0]})") from None
         if not card.local_dir:
-            raise ValueError(f"init_from '{source}': only shipped models or trainer folders can seed a recipe")
+            raise ValueError(f"'{source}': only shipped models or trainer folders can seed MIM weights")
         folder = Path(card.local_dir)
     path = folder / "mim.safetensors"
+    if not path.is_file():
+        raise ValueError(f"'{source}': no {path}")
+    return path
+
+
+def _init_mim_from(mim: nn.Module, source: str) -> str:
+    """Start from another model's MIM weights (see `mim_weights_file`)."""
+    path = mim_weights_file(source)
     load_checkpoint(mim, path)
     return str(path)
 
@@ -82,9 +93,15 @@ def write_card(out: Path, card: dict[str, Any]) -> None:
     atomic_write_text(out / "card.json", json.dumps(card, indent=1, sort_keys=False) + "\n")
 
 
+_SEEDED = ("init_from", "mim_from")   # stage records that say where weights came from, not training
+
+
 def train(recipe: Recipe, out: Path, device: torch.device, seed: int = 0, max_steps: Optional[int] = None,
-          resume: bool = False, evaluate: bool = True) -> dict[str, Any]:
-    """Run every stage of `recipe` and write `out/{mim,classifier}.safetensors` and `out/card.json`."""
+          resume: bool = False, evaluate: bool = True, mim_from: Optional[str] = None) -> dict[str, Any]:
+    """Run every stage of `recipe` and write `out/{mim,classifier}.safetensors` and `out/card.json`.
+
+    `mim_from` (a shipped model's name or a trainer folder) skips MIM pretraining: the classifier is fine-tuned
+    from that model's MIM weights, which are shipped unchanged, e.g. to give every variant a new fine-tuning."""
     out.mkdir(parents=True, exist_ok=True)
     dist_utils.init_from_env(device)
     torch.manual_seed(seed)
@@ -96,12 +113,14 @@ def train(recipe: Recipe, out: Path, device: torch.device, seed: int = 0, max_st
     D.check_defenses(recipe.finetune.defenses, "finetune")
     pre_arch = {"drop_path_rate": recipe.pretrain.drop_path_rate, **D.arch_overrides(recipe.pretrain.defenses)}
     mim = build("mae", **recipe.arch, **pre_arch)
-    if recipe.init_from:
+    if mim_from:
+        stages["mim_from"] = {"model": mim_from, "file": _init_mim_from(mim, mim_from), "pretraining": "skipped"}
+    elif recipe.init_from:
         stages["init_from"] = {"model": recipe.init_from, "file": _init_mim_from(mim, recipe.init_from)}
-    if "spectral_norm" in recipe.pretrain.defenses:
+    if "spectral_norm" in recipe.pretrain.defenses and not mim_from:   # shipped weights have it baked in
         D.apply_spectral_norm(mim)
     mim.to(device)
-    if recipe.pretrain.epochs:
+    if recipe.pretrain.epochs and not mim_from:
         objective = dist_utils.wrap(MIMPretrainObjective(mim, recipe.pretrain, seed), device)
         groups = param_groups_weight_decay(mim, recipe.pretrain.weight_decay)
         res = train_stage("pretrain", objective, groups, recipe.pretrain, train_set, objective, out, seed, device,
@@ -131,7 +150,7 @@ def train(recipe: Recipe, out: Path, device: torch.device, seed: int = 0, max_st
     files = {"mim": {"file": "mim.safetensors", "sha256": save_weights(mim, out / "mim.safetensors")},
              "classifier": {"file": "classifier.safetensors",
                             "sha256": save_weights(classifier, out / "classifier.safetensors")}}
-    complete = all(s["complete"] for k, s in stages.items() if k != "init_from")
+    complete = all(s["complete"] for k, s in stages.items() if k not in _SEEDED)
     card: dict[str, Any] = {
         "name": recipe.name, "family": "mae", "description": recipe.description, "dataset": recipe.dataset,
         "arch": _json_arch(recipe.arch), "classifier_arch": _json_arch(clf_arch),
@@ -140,7 +159,7 @@ def train(recipe: Recipe, out: Path, device: torch.device, seed: int = 0, max_st
         "defenses": recipe.defenses, "recipe": recipe.to_dict(), "seed": seed,
         "data": {"train": f"{recipe.dataset} train split, {len(train_set)} images", "source": train_set.source},
         "training": {"stages": stages, "complete": complete, "max_steps": max_steps,
-                     "seconds": round(sum(s["seconds"] for k, s in stages.items() if k != "init_from"), 1),
+                     "seconds": round(sum(s["seconds"] for k, s in stages.items() if k not in _SEEDED), 1),
                      "seconds_this_run": round(time.time() - started, 1), "device": str(device),
                      "world_size": dist_utils.world_size()},
         "files": files, "versions": _versions(), "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
