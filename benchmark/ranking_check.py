@@ -61,23 +61,28 @@ def _autoattack(model, x: torch.Tensor, y: torch.Tensor, eps: float, seed: int, 
     return robust, broken_by
 
 
-def compare(model_name: str, out: Path, n: int, batch_size: int = 100, seed: int = 0,
-            budgets: Optional[Sequence[float]] = None) -> dict[str, Any]:
-    """Per Linf budget of the entry's standard run (or the given ones): AutoAttack-standard vs the board's worst
-    case on the first n samples, with the AutoAttack component that broke each sample the board missed."""
+def standard_outcomes(model_name: str, out: Path, n: int) -> tuple[Any, dict[str, Any], dict[str, np.ndarray], Any]:
+    """The zoo model, its committed `standard` run, that run's downstream bits and the first n (at most the run's)
+    test samples; EntryError if the board has no such run or it is of another classifier checkpoint."""
     from zoo import load_model
     from zoo.data import load_dataset
     bundle = load_model(model_name)
-    dataset = bundle.card.dataset
-    entry = read_entry(entry_path(out, dataset, model_name))
+    entry = read_entry(entry_path(out, bundle.card.dataset, model_name))
     run = entry["runs"].get(RANKED_SUITE)
     if run is None or "outcomes" not in run:
         raise EntryError(f"{model_name}: no '{RANKED_SUITE}' run with per-sample outcomes on the board {out}")
     if entry["checkpoints"]["classifier"]["sha256"] != bundle.files["classifier"]["sha256"]:
         raise EntryError(f"{model_name}: the board's entry is of another classifier checkpoint")
-    n = min(n, run["settings"]["n"])
-    bits = decoded(run)["downstream"]
-    data = load_dataset(dataset, "test").subset(n)
+    data = load_dataset(bundle.card.dataset, "test").subset(min(n, run["settings"]["n"]))
+    return bundle, run, decoded(run)["downstream"], data
+
+
+def compare(model_name: str, out: Path, n: int, batch_size: int = 100, seed: int = 0,
+            budgets: Optional[Sequence[float]] = None) -> dict[str, Any]:
+    """Per Linf budget of the entry's standard run (or the given ones): AutoAttack-standard vs the board's worst
+    case on the first n samples, with the AutoAttack component that broke each sample the board missed."""
+    bundle, run, bits, data = standard_outcomes(model_name, out, n)
+    n = len(data.labels)
     x, y = data.images, data.labels
     clean = bits["clean"][:n]
     items = [i for i in run["worst_case"]["downstream"] if i["norm"] == "Linf"]

@@ -22,11 +22,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmark.attacks.downstream.apgd import APGDT  # noqa: E402
-from benchmark.leaderboard.entries import entry_path, read_entry  # noqa: E402
-from benchmark.leaderboard.outcomes import decoded  # noqa: E402
-from benchmark.suites import RANKED_SUITE, STANDARD_APGD_STEPS, STANDARD_APGD_TARGETS, row_label  # noqa: E402
-from zoo import load_model  # noqa: E402
-from zoo.data import load_dataset  # noqa: E402
+from benchmark.leaderboard.entries import EntryError  # noqa: E402
+from benchmark.ranking_check import standard_outcomes  # noqa: E402
+from benchmark.suites import STANDARD_APGD_STEPS, STANDARD_APGD_TARGETS, row_label  # noqa: E402
 
 
 def main() -> int:
@@ -41,12 +39,16 @@ def main() -> int:
     if not 0 < args.n <= 100:
         print("error: --n must be in 1..100 (one batch of the cascade)", file=sys.stderr)
         return 2
-    bundle = load_model(args.model)
-    run = read_entry(entry_path(Path(args.out), bundle.card.dataset, args.model))["runs"][RANKED_SUITE]
-    bits = decoded(run)["downstream"]
+    try:
+        bundle, run, bits, data = standard_outcomes(args.model, Path(args.out), args.n)
+    except (EntryError, KeyError) as exc:
+        print(f"error: {exc.args[0] if isinstance(exc, KeyError) else exc}", file=sys.stderr)
+        return 2
+    if row_label("apgd_t", "Linf", args.eps) not in bits:
+        print(f"error: the '{run['suite']}' run of {args.model} has no Linf budget {args.eps:g}", file=sys.stderr)
+        return 2
     before = bits[row_label("apgd_ce", "Linf", args.eps)][:args.n]
     after = bits[row_label("apgd_t", "Linf", args.eps)][:args.n]
-    data = load_dataset(bundle.card.dataset, "test").subset(args.n)
     idx = np.flatnonzero(before)
     x, y = data.images[idx], data.labels[idx]
     ids = torch.as_tensor(np.asarray(data.sample_ids)[idx])
