@@ -14,25 +14,34 @@ from typing import Optional, Sequence
 
 from zoo.registry import get_card, shipped_models
 
-from .leaderboard.entries import EntryError, datasets_with_entries, missing_runs
+from .leaderboard.entries import EntryError, datasets_with_entries, missing_runs, read_entries
 from .leaderboard.lock import BoardLockTimeout, board_lock
 from .leaderboard.markdown import readme_is_current, update_readme
 from .leaderboard.report import regenerate
+from .leaderboard.suite_changes import suite_changes
 from .suites import DEFAULT_SUITE, RANKED_SUITE, list_suites
 
 BOARD_SUITES = (DEFAULT_SUITE, RANKED_SUITE)   # what a shipped model needs for a complete board entry
 
 
 def _missing(out: Path, suites: list[str], datasets: Optional[Sequence[str]]) -> list[tuple[str, str]]:
-    """Shipped models (zoo/weights/) whose board lacks a complete ranked run of a suite, on their own dataset."""
+    """Shipped models (zoo/weights/) whose board lacks a complete ranked run of a suite on their own dataset, or
+    holds one of an earlier definition of the suite (a † run)."""
     unknown = sorted(set(suites) - set(list_suites()))
     if unknown:
         raise EntryError(f"--missing {', '.join(unknown)}: no such suite (known: {', '.join(list_suites())})")
     by_dataset: dict[str, list[str]] = {}
     for name in shipped_models():
         by_dataset.setdefault(get_card(name).dataset, []).append(name)
-    return [pair for ds, models in sorted(by_dataset.items()) if not datasets or ds in datasets
-            for pair in missing_runs(out, ds, models, suites)]
+    pairs = []
+    for ds, models in sorted(by_dataset.items()):
+        if datasets and ds not in datasets:
+            continue
+        outdated = {(e["model"], s) for e in read_entries(out, ds) for s, run in e["runs"].items()
+                    if s in suites and suite_changes(run, ds)}
+        pairs += [(m, s) for m in models for s in suites
+                  if (m, s) in outdated or (m, s) in missing_runs(out, ds, [m], [s])]
+    return pairs
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -45,7 +54,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                    help="with --readme: change nothing, exit 1 if the README's block is not the current board")
     p.add_argument("--missing", nargs="*", metavar="SUITE", default=None,
                    help="change nothing; print a 'MODEL SUITE' line for every model shipped in zoo/weights/ "
-                        f"without a complete ranked run of each SUITE (default: {' '.join(BOARD_SUITES)})")
+                        f"without a complete ranked run of each SUITE, or with one of an earlier definition of it "
+                        f"(default: {' '.join(BOARD_SUITES)})")
     args = p.parse_args(argv)
     out = Path(args.out)
     try:

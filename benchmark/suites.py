@@ -269,7 +269,7 @@ def _adaptive(dataset: str) -> list[Cell]:
 STANDARD_EXAMPLES = 1000      # the first 1000 sample ids of the evaluation set
 STANDARD_SQUARE_QUERIES = 1000
 STANDARD_APGD_STEPS = 100
-STANDARD_APGD_TARGETS = 3      # APGD-T's target classes: the 3 most likely wrong ones
+STANDARD_APGD_TARGETS = 9      # APGD-T's target classes: the 9 most likely wrong ones, as AutoAttack (docs/RANKING.md)
 STANDARD_RECON_APGD_STEPS = 50
 STANDARD_EOT_SAMPLES = 4
 

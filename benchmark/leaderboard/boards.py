@@ -26,6 +26,7 @@ from ..stats import intervals_overlap, mean_interval, wilson_interval
 from ..suites import REFERENCE_EPS, format_eps, row_label
 from .entries import DOWNSTREAM_COLUMNS, RECON_COLUMNS, is_rankable
 from .outcomes import decoded
+from .suite_changes import suite_changes
 
 # How each target's board shows its headline metric.
 BOARD_STYLE = {
@@ -77,6 +78,12 @@ class BoardRow:
     details: dict[str, list[Value]] = field(default_factory=dict)   # attack -> value per budget (its own row)
     extra: list[Value] = field(default_factory=list)                 # columns after the budgets (a mean board's mean)
     detail_means: dict[str, Value] = field(default_factory=dict)     # attack -> mean over its budgets (mean boards)
+    changes: list[str] = field(default_factory=list)  # how the suite changed since the run (docs: suite_changes.py)
+
+    @property
+    def marks(self) -> str:
+        """' ⚠' for evidence of broken gradients, ' †' for a run of an earlier definition of its suite."""
+        return (" ⚠" if self.flags else "") + (" †" if self.changes else "")
 
     @property
     def rank_label(self) -> str:
@@ -325,6 +332,8 @@ def build_boards(entries: list[dict[str, Any]], dataset: str) -> list[Board]:
             reference = None if aggregate == "mean" else reference_budget(dataset, budgets)
             rows = [_board_row(e, run, target, budgets, reference, attacks, ranked_attacks, reference_attack,
                                aggregate) for e, run in runs]
+            for row, (_, run) in zip(rows, runs):
+                row.changes = suite_changes(run, dataset, target)
             ranked = rank_rows([r for r in rows if r.complete])
             partial = sorted((r for r in rows if not r.complete),
                              key=lambda r: (-(r.score.value if r.score.value is not None else -math.inf), r.model))

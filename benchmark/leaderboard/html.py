@@ -105,6 +105,8 @@ def _board_table(board: Board, rows: list[BoardRow], ranked: bool) -> str:
     for i, r in enumerate(rows, 1):
         flag = (f' <span class="flag" title="evidence of broken gradients: {_esc("; ".join(r.flags))}">&#9888;'
                 f'</span>' if r.flags else "")
+        flag += (f' <span class="flag" title="ran an earlier definition of the suite: {_esc("; ".join(r.changes))}">'
+                 f'&#8224;</span>' if r.changes else "")
         cells = [f'<td data-v="{i}">{_esc(r.rank_label)}</td>'] if ranked else []
         cells += [f'<td class="l"><a href="entries/{_esc(safe_name(r.model))}.json">{_esc(r.model)}</a>{flag}</td>',
                   f'<td class="l">{_esc(r.family)}</td>', f"<td>{r.n}</td>"]

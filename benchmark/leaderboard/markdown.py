@@ -23,7 +23,7 @@ def _md_table(board: Board, rows: list[BoardRow], ranked: bool) -> list[str]:
         + ([] if ranked else [":---"])
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join(align) + "|"]
     for r in rows:
-        name = f"`{r.model}`" + (" ⚠" if r.flags else "")
+        name = f"`{r.model}`{r.marks}"
         cols = ([r.rank_label] if ranked else []) + [name, str(r.n), board.fmt_value(r.clean)]
         cols += [board.fmt_value(v) for v in r.values + r.extra]
         lines.append("| " + " | ".join(cols + ([] if ranked else [r.partial_reason])) + " |")
@@ -127,9 +127,20 @@ def board_markdown(target: str, boards: list[Board], notes: dict[str, str]) -> s
         text.append("⚠ Evidence of broken gradients (the numbers may overstate robustness):\n")
         text += [f"- `{m}`: {f}" for m, f in flagged]
         text.append("")
+    text += changed_runs_notes(mine)
     if notes:
         text.append("Notes:\n" + "\n".join(f"- `{k}`: {v}" for k, v in sorted(notes.items())) + "\n")
     return "\n".join(text)
+
+
+def changed_runs_notes(boards: list[Board]) -> list[str]:
+    """The † notes: which runs predate their suite's current definition, and what changed since."""
+    changed = sorted({(b.suite, r.model, "; ".join(r.changes)) for b in boards for r in b.ranked + b.partial
+                      if r.changes})
+    if not changed:
+        return []
+    return (["† Ran an earlier definition of the suite (still ranked; `python -m benchmark.report --missing` lists "
+             "it for a re-run). Changed since:\n"] + [f"- `{m}`, `{s}`: {c}" for s, m, c in changed] + [""])
 
 
 def _readme_board(b: Board) -> list[str]:
@@ -149,12 +160,15 @@ def _readme_board(b: Board) -> list[str]:
         head += [f"{b.reference_attack} (white-box)" if b.ranked_attacks else f"{b.attacks[0]} alone", "difference"]
     lines += ["| " + " | ".join(head) + " |", "|" + "|".join(["---:", ":---"] + ["---:"] * (len(head) - 2)) + "|"]
     for r in b.ranked[:README_TOP]:
-        cols = [r.rank_label, f"`{r.model}`" + (" ⚠" if r.flags else ""), b.fmt_value(r.clean), b.fmt_value(r.score)]
+        cols = [r.rank_label, f"`{r.model}`{r.marks}", b.fmt_value(r.clean), b.fmt_value(r.score)]
         if compare:
             a = r.first_attack
             diff = "–" if a is None or a.value is None or r.score.value is None else b.fmt(r.score.value - a.value)
             cols += [b.fmt_value(a), diff]
         lines.append("| " + " | ".join(cols) + " |")
+    changes = list(dict.fromkeys(c for r in b.ranked[:README_TOP] for c in r.changes))
+    if changes:
+        lines.append(f"\n† ran an earlier definition of the suite, to be re-run (changed since: {'; '.join(changes)}).")
     rest = len(b.ranked) - README_TOP
     extra = f"{rest} more ranked" if rest > 0 else ""
     extra += (", " if extra and b.partial else "") + (f"{len(b.partial)} not ranked" if b.partial else "")
