@@ -66,6 +66,8 @@ def test_killed_run_resumes_with_only_the_missing_work(tmp_path, reference):
     proc.wait()
     done_before = set(_records(home))
     assert 0 < len(done_before) < total
+    killed_seconds = sum(json.loads(line)["seconds"] for path in (home / "runs").glob("*.jsonl")
+                         for line in path.read_text().splitlines())
     assert not (out / "fashion_mnist" / "downstream.csv").exists()  # killed before writing any table
 
     resumed = _bench(home, out)
@@ -74,6 +76,11 @@ def test_killed_run_resumes_with_only_the_missing_work(tmp_path, reference):
     assert len(after) == len(set(after)) == total  # nothing computed twice, nothing missing
     assert done_before < set(after)
     assert _tables(out) == tables
+    entry = json.loads(next((out / "fashion_mnist" / "entries").glob("*.json")).read_text())
+    every_record = sum(json.loads(line)["seconds"] for path in (home / "runs").glob("*.jsonl")
+                       for line in path.read_text().splitlines())
+    # the killed process's time is counted: the entry's seconds cover every record, not only the resumed ones
+    assert entry["runs"]["pgd"]["seconds"] >= round(every_record, 1) > round(killed_seconds, 1) > 0
 
 
 def test_torchrun_two_processes_write_the_single_process_tables(tmp_path, reference):

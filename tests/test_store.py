@@ -32,3 +32,21 @@ def test_the_key_covers_what_determines_the_numbers():
     assert store_key(base) == store_key(dict(reversed(list(base.items()))))  # order-free
     for change in ({"seed": 1}, {"code": "abd"}, {"checkpoints": {"mim": "b" * 64}}):
         assert store_key({**base, **change}) != store_key(base)
+
+
+def test_a_resumed_run_counts_the_time_of_the_records_it_reuses(tmp_path, monkeypatch):
+    """Each record keeps the seconds its process spent on it; reading it back in a later process adds them to
+    `reused_seconds` once, so a resumed run's entry reports the whole run's time, not only the resumed part."""
+    import benchmark.runner.store as S
+    clock = iter([100.0, 103.5, 110.0, 200.0, 250.0])
+    monkeypatch.setattr(S.time, "time", lambda: next(clock))
+    first = FileStore(tmp_path, "k")                 # opened at t=100
+    first.put("c", "b0", {"v": [1]})                 # 3.5 s
+    first.put("c", "b1", {"v": [2]})                 # 6.5 s
+    assert first.reused_seconds == 0.0
+    resumed = FileStore(tmp_path, "k")               # opened at t=200
+    assert resumed.get("c", "b0") == {"v": [1]} and resumed.reused_seconds == 3.5
+    resumed.get("c", "b0")                           # read twice, counted once
+    assert resumed.get("c", "b1") == {"v": [2]} and resumed.reused_seconds == 10.0
+    resumed.put("c", "b2", {"v": [3]})               # this process's own work: not reused
+    assert resumed.get("c", "b2") == {"v": [3]} and resumed.reused_seconds == 10.0

@@ -48,8 +48,13 @@ CLEAN = "clean"
 class MemoryStore:
     """Per-(cell, batch) per-sample records kept in memory; the file store of a resumable run has this API."""
 
+    reused_seconds = 0.0        # nothing of an earlier process is reused in memory
+
     def __init__(self) -> None:
         self._data: dict[tuple[str, str], dict[str, list]] = {}
+
+    def restart_clock(self) -> None:
+        pass
 
     def get(self, cell_key: str, batch_key: str) -> Optional[dict[str, list]]:
         return self._data.get((cell_key, batch_key))
@@ -523,6 +528,7 @@ class Runner:
     def run(self) -> Optional[RunResult]:
         """The run's result (on rank 0 under torchrun; other ranks compute their share and return None)."""
         started = time.time()
+        self.store.restart_clock()
         batches = self.batches()
         for role in sorted({r for c in self.cells for r in roles_needed(c)} | {
                 "classifier" if t == "downstream" else "mim" for t in self.targets}):
@@ -543,7 +549,8 @@ class Runner:
                 clean, per_cell, masking = self._compute(batches, _NoBar())  # every record is there: reads only
         finally:
             bar.close()
-        result = self._aggregate(clean, per_cell, time.time() - started)
+        # a resumed run also counts the time earlier processes spent on the records it reuses (FileStore)
+        result = self._aggregate(clean, per_cell, time.time() - started + self.store.reused_seconds)
         result.gradient_masking = masking
         self._add_universal(result)
         return result

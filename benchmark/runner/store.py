@@ -4,13 +4,15 @@ One JSON line per (cell, batch): the cell's full specification key, the batch ke
 seed) and the per-sample values. The file is keyed by what determines the numbers (the model's checkpoint
 hashes, the dataset, the code version), so a rerun of the same command reads back what is done and
 computes only what is missing. A torn last line (a kill in the middle of a write) is ignored.
-Under torchrun every rank appends to its own file; every rank reads all of them.
+Under torchrun every rank appends to its own file; every rank reads all of them. Each record also keeps the wall
+time its process spent since its previous record, so a resumed run can count the time of the parts it reuses.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any, Optional
 
@@ -32,8 +34,11 @@ class FileStore:
         self.key, self.rank = key, rank
         self.path = self.folder / f"{key}.rank{rank}.jsonl"
         self._data: dict[tuple[str, str], dict[str, list]] = {}
+        self._earlier: dict[tuple[str, str], float] = {}   # seconds of records written by earlier processes
+        self.reused_seconds = 0.0                           # their sum over the records this process has read
         self._drop_torn_tail()
         self.reload()
+        self._clock = time.time()
 
     def _drop_torn_tail(self) -> None:
         """Cut a torn last line (a kill in the middle of a write) off this rank's file, so the next record
@@ -58,12 +63,24 @@ class FileStore:
                         continue
                     if rec.get("format") == STORE_FORMAT:
                         self._data[(rec["cell"], rec["batch"])] = rec["values"]
+                        self._earlier.setdefault((rec["cell"], rec["batch"]), float(rec.get("seconds", 0.0)))
+
+    def restart_clock(self) -> None:
+        """Start timing the next record now (a run calls it as it starts: loading is no record's time)."""
+        self._clock = time.time()
 
     def get(self, cell_key: str, batch_key: str) -> Optional[dict[str, list]]:
+        """The stored record, or None; a record of an earlier process adds its seconds to `reused_seconds` once."""
+        seconds = self._earlier.pop((cell_key, batch_key), None)
+        if seconds is not None:
+            self.reused_seconds += seconds
         return self._data.get((cell_key, batch_key))
 
     def put(self, cell_key: str, batch_key: str, record: dict[str, list]) -> None:
-        line = json.dumps({"format": STORE_FORMAT, "cell": cell_key, "batch": batch_key, "values": record})
+        now = time.time()
+        line = json.dumps({"format": STORE_FORMAT, "cell": cell_key, "batch": batch_key, "values": record,
+                           "seconds": round(now - self._clock, 3)})
+        self._clock = now
         with open(self.path, "a") as f:
             f.write(line + "\n")
             f.flush()
