@@ -24,9 +24,18 @@ from .suites import DEFAULT_SUITE, RANKED_SUITE, list_suites
 BOARD_SUITES = (DEFAULT_SUITE, RANKED_SUITE)   # what a shipped model needs for a complete board entry
 
 
+def _shipped_hashes(name: str) -> dict[str, str]:
+    """The sha256 of a shipped model's weight files, per role, as its card records them."""
+    card = get_card(name)
+    return {role: sources[0].sha256 for role, sources in (("mim", card.mim_sources),
+                                                          ("classifier", card.classifier_sources))
+            if sources and sources[0].sha256}
+
+
 def _missing(out: Path, suites: list[str], datasets: Optional[Sequence[str]]) -> list[tuple[str, str]]:
-    """Shipped models (zoo/weights/) whose board lacks a complete ranked run of a suite on their own dataset, or
-    holds one of an earlier definition of the suite (a † run)."""
+    """Shipped models (zoo/weights/) whose board lacks a complete ranked run of a suite on their own dataset, holds
+    one of an earlier definition of the suite (a † run), or holds one of other weights than the shipped ones (the
+    model was retrained since: re-run with --replace)."""
     unknown = sorted(set(suites) - set(list_suites()))
     if unknown:
         raise EntryError(f"--missing {', '.join(unknown)}: no such suite (known: {', '.join(list_suites())})")
@@ -37,10 +46,15 @@ def _missing(out: Path, suites: list[str], datasets: Optional[Sequence[str]]) ->
     for ds, models in sorted(by_dataset.items()):
         if datasets and ds not in datasets:
             continue
-        outdated = {(e["model"], s) for e in read_entries(out, ds) for s, run in e["runs"].items()
-                    if s in suites and suite_changes(run, ds)}
+        stale = set()
+        for e in read_entries(out, ds):
+            if e["model"] not in models:
+                continue
+            other_weights = {k: v["sha256"] for k, v in e["checkpoints"].items()} != _shipped_hashes(e["model"])
+            stale |= {(e["model"], s) for s, run in e["runs"].items()
+                      if s in suites and (other_weights or suite_changes(run, ds))}
         pairs += [(m, s) for m in models for s in suites
-                  if (m, s) in outdated or (m, s) in missing_runs(out, ds, [m], [s])]
+                  if (m, s) in stale or (m, s) in missing_runs(out, ds, [m], [s])]
     return pairs
 
 
@@ -54,8 +68,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                    help="with --readme: change nothing, exit 1 if the README's block is not the current board")
     p.add_argument("--missing", nargs="*", metavar="SUITE", default=None,
                    help="change nothing; print a 'MODEL SUITE' line for every model shipped in zoo/weights/ "
-                        f"without a complete ranked run of each SUITE, or with one of an earlier definition of it "
-                        f"(default: {' '.join(BOARD_SUITES)})")
+                        f"without a complete ranked run of each SUITE, or with one of an earlier definition of the "
+                        f"suite or of other weights than the shipped ones (default: {' '.join(BOARD_SUITES)})")
     args = p.parse_args(argv)
     out = Path(args.out)
     try:

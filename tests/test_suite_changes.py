@@ -85,3 +85,16 @@ def test_boards_mark_outdated_runs_and_missing_lists_them(tmp_path, capsys):
     assert report.main(["--out", str(out), "--missing", "standard"]) == 0
     listed = {line.split()[0] for line in capsys.readouterr().out.splitlines()}
     assert names[1] in listed and names[0] not in listed
+
+
+def test_missing_lists_an_entry_of_other_weights_than_the_shipped_ones(tmp_path, capsys):
+    """A shipped model retrained since its entry was made: every suite of that entry is listed for a re-run."""
+    out = shutil.copytree(BOARD, tmp_path / "lb")
+    path = sorted((out / DATASET / "entries").glob("*.json"))[0]
+    entry = json.loads(path.read_text())
+    assert report.main(["--out", str(out), "--missing", "pgd"]) == 0
+    assert entry["model"] not in capsys.readouterr().out.split()
+    entry["checkpoints"]["mim"]["sha256"] = "0" * 64
+    path.write_text(json.dumps(entry))
+    assert report.main(["--out", str(out), "--missing", "pgd"]) == 0
+    assert f"{entry['model']} pgd" in capsys.readouterr().out.splitlines()
