@@ -187,3 +187,22 @@ def test_the_card_measures_the_shipped_fp16_files_not_the_weights_in_memory(tmp_
         assert shipped.keys() == seen[role].keys()
         for k, v in shipped.items():
             assert torch.equal(v.to(seen[role][k].dtype), seen[role][k]), (role, k)
+
+
+def test_set_overrides_one_defense_setting_and_names_what_is_unknown(capsys):
+    """`python -m zoo.train --set STAGE.DEFENSE.KEY=VALUE`: a copy of the recipe with that setting (JSON values),
+    the registered recipe untouched; an unknown stage, defense or key is a one-line error with exit 2."""
+    from zoo.train.__main__ import main
+    from zoo.train.recipes import get_recipe
+    base = get_recipe("mae_vit_t_fmnist_advft")
+    r = base.with_setting("finetune.adversarial_finetune.attack=pgd").with_setting(
+        "finetune.adversarial_finetune.steps=3")
+    assert r.finetune.defenses["adversarial_finetune"] == {**base.finetune.defenses["adversarial_finetune"],
+                                                           "attack": "pgd", "steps": 3}
+    assert base.finetune.defenses["adversarial_finetune"]["attack"] == "fgsm_rs"
+    for bad, why in (("finetune.adversarial_finetune.stepz=3", "has no setting 'stepz'"),
+                     ("pretrain.mimir.eps=0.1", "has no defense 'mimir'"),
+                     ("steps=3", "expected STAGE.DEFENSE.KEY=VALUE")):
+        assert main(["--recipe", "mae_vit_t_fmnist_advft", "--set", bad]) == 2
+        err = capsys.readouterr().err.strip()
+        assert why in err and len(err.splitlines()) == 1

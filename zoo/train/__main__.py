@@ -22,6 +22,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--amp", choices=AMP_MODES,
                    help="bf16 autocast of every stage: cuda = on CUDA only (the recipes' default), bf16 = on every "
                         "device (a CPU with AMX or AVX512-BF16 trains ~2x faster), off = never")
+    p.add_argument("--set", action="append", default=[], metavar="STAGE.DEFENSE.KEY=VALUE",
+                   help="override one defense setting of the recipe (repeatable), e.g. --set "
+                        "finetune.adversarial_finetune.attack=pgd --set finetune.adversarial_finetune.steps=3")
     p.add_argument("--mim-from", metavar="MODEL",
                    help="skip MIM pretraining and fine-tune from this model's MIM weights (a shipped model's name or "
                         "a trainer folder), shipped unchanged: a new fine-tuning for an existing variant")
@@ -53,6 +56,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 2
     try:
         recipe = get_recipe(args.recipe).with_overrides(epochs=args.epochs, batch_size=args.batch_size, amp=args.amp)
+        for assignment in args.set:
+            recipe = recipe.with_setting(assignment)
     except KeyError as exc:
         print(f"error: {exc.args[0]}", file=sys.stderr)
         return 2

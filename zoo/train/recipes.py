@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from dataclasses import asdict, dataclass, field
 from typing import Any, Optional
 
@@ -74,6 +75,34 @@ class Recipe:
                 stage.batch_size = batch_size
             if amp is not None:
                 stage.amp = amp
+        return r
+
+
+    def with_setting(self, assignment: str) -> "Recipe":
+        """A copy with one defense setting replaced, from 'STAGE.DEFENSE.KEY=VALUE' (VALUE read as JSON when it
+        parses, else as a string), e.g. 'finetune.adversarial_finetune.steps=3'; KeyError names what is unknown."""
+        from .defenses import DEFAULTS
+        path, sep, raw = assignment.partition("=")
+        parts = path.split(".")
+        if not sep or len(parts) != 3:
+            raise KeyError(f"--set {assignment}: expected STAGE.DEFENSE.KEY=VALUE, e.g. "
+                           f"finetune.adversarial_finetune.steps=3")
+        stage_name, defense, key = parts
+        if stage_name not in ("pretrain", "finetune"):
+            raise KeyError(f"--set {assignment}: stage '{stage_name}' (expected pretrain or finetune)")
+        r = copy.deepcopy(self)
+        stage = getattr(r, stage_name)
+        if defense not in stage.defenses:
+            raise KeyError(f"--set {assignment}: recipe '{self.name}' has no defense '{defense}' in its {stage_name} "
+                           f"stage (it has: {', '.join(stage.defenses) or 'none'})")
+        if key not in DEFAULTS.get(defense, {}):
+            raise KeyError(f"--set {assignment}: defense '{defense}' has no setting '{key}' (known: "
+                           f"{', '.join(sorted(DEFAULTS.get(defense, {})))})")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        stage.defenses[defense] = {**stage.defenses[defense], key: value}
         return r
 
 
