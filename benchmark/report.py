@@ -53,8 +53,8 @@ def _missing(out: Path, suites: list[str], datasets: Optional[Sequence[str]]) ->
             other_weights = {k: v["sha256"] for k, v in e["checkpoints"].items()} != _shipped_hashes(e["model"])
             stale |= {(e["model"], s) for s, run in e["runs"].items()
                       if s in suites and (other_weights or suite_changes(run, ds))}
-        pairs += [(m, s) for m in models for s in suites
-                  if (m, s) in stale or (m, s) in missing_runs(out, ds, [m], [s])]
+        absent = set(missing_runs(out, ds, models, suites))
+        pairs += [(m, s) for m in models for s in suites if (m, s) in stale or (m, s) in absent]
     return pairs
 
 

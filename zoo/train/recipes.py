@@ -77,7 +77,6 @@ class Recipe:
                 stage.amp = amp
         return r
 
-
     def with_setting(self, assignment: str) -> "Recipe":
         """A copy with one defense setting replaced, from 'STAGE.DEFENSE.KEY=VALUE' (VALUE read as JSON when it
         parses, else as a string), e.g. 'finetune.adversarial_finetune.steps=3'; KeyError names what is unknown."""
