@@ -116,7 +116,7 @@ def test_cpu_bf16_stage_trains_under_autocast_with_explicit_attention_and_restor
 def test_amp_override_is_checked():
     from zoo.train.recipes import get_recipe
     recipe = get_recipe("mae_vit_t_fmnist_advft")
-    assert recipe.finetune.amp == "cuda" and recipe.with_overrides(amp="bf16").finetune.amp == "bf16"
+    assert recipe.finetune.amp == "bf16" and recipe.with_overrides(amp="cuda").finetune.amp == "cuda"
     with pytest.raises(ValueError, match="amp 'fp8'"):
         recipe.with_overrides(amp="fp8")
     proc = subprocess.run([sys.executable, "-m", "zoo.train", "--recipe", "mae_vit_t_fmnist_advft", "--amp", "fp8"],
@@ -195,11 +195,11 @@ def test_set_overrides_one_defense_setting_and_names_what_is_unknown(capsys):
     from zoo.train.__main__ import main
     from zoo.train.recipes import get_recipe
     base = get_recipe("mae_vit_t_fmnist_advft")
-    r = base.with_setting("finetune.adversarial_finetune.attack=pgd").with_setting(
-        "finetune.adversarial_finetune.steps=3")
+    r = base.with_setting("finetune.adversarial_finetune.attack=fgsm_rs").with_setting(
+        "finetune.adversarial_finetune.steps=1")
     assert r.finetune.defenses["adversarial_finetune"] == {**base.finetune.defenses["adversarial_finetune"],
-                                                           "attack": "pgd", "steps": 3}
-    assert base.finetune.defenses["adversarial_finetune"]["attack"] == "fgsm_rs"
+                                                           "attack": "fgsm_rs", "steps": 1}
+    assert base.finetune.defenses["adversarial_finetune"]["attack"] == "pgd"
     for bad, why in (("finetune.adversarial_finetune.stepz=3", "has no setting 'stepz'"),
                      ("pretrain.mimir.eps=0.1", "has no defense 'mimir'"),
                      ("steps=3", "expected STAGE.DEFENSE.KEY=VALUE")):
