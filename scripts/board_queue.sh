@@ -4,7 +4,7 @@
 # the boards and the README block. Resumable: a killed run continues from its store (MIMBENCH_HOME) when started
 # again, and a finished one is no longer listed. Logs: runs/board/<model>.<suite>.log, one line per job in
 # runs/board/progress.txt. Usage: JOBS=2 scripts/board_queue.sh [SUITE ...]
-# Cost on one busy core (docs/RANKING.md): standard ~80 min, pgd ~48 min per model.
+# Cost on one busy core (docs/RANKING.md): standard ~105 min (55 min alone on both idle cores), pgd ~48 min per model.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}

@@ -87,3 +87,30 @@ def test_ranking_check_runs_autoattack_standard_attack_by_attack_with_the_same_o
     assert 0 < robust.sum() < len(x), "some samples must break and some survive for the check to mean anything"
     assert (robust == direct).all(), (robust, direct)
     assert ((broken_by == -1) == robust).all() and broken_by.max() < len(AA_STANDARD)
+
+
+def test_ranking_check_resumes_after_its_last_finished_stage_with_the_same_outcome(fmnist_test, one_thread, tmp_path):
+    """An interrupted `ranking_check` resumes from its `.partial` file: the stages it kept are not run again and the
+    result equals an uninterrupted check's; a file of another check (other seed) is ignored."""
+    from benchmark.ranking_check import _autoattack, _Progress
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(28 * 28, 10)).eval()
+    data = fmnist_test.subset(200)
+    with torch.no_grad():
+        ok = model(data.images).argmax(1) == data.labels
+    x, y = data.images[ok][:12], data.labels[ok][:12]
+    path = tmp_path / "check.json.partial"
+    kept = _Progress(path, {"n": 12, "seed": 0})
+    full = _autoattack(model, x, y, eps=0.002, seed=0, batch_size=5, on_stage=kept.saver(0.002))
+    assert _Progress(path, {"n": 12, "seed": 1}).get(0.002) is None
+    saved = _Progress(path, {"n": 12, "seed": 0}).get(0.002)
+    assert saved is not None and saved[0] == 4 and (saved[1] == full[0]).all()
+    stages: list[int] = []
+    # resume after the first stage only: the rest must give the same flags and attributions
+    first = {}
+    _autoattack(model, x, y, eps=0.002, seed=0, batch_size=5,
+                on_stage=lambda d, r, b: first.setdefault(d, (d, r.copy(), b.copy())))
+    resumed = _autoattack(model, x, y, eps=0.002, seed=0, batch_size=5, done=first[1],
+                          on_stage=lambda d, r, b: stages.append(d))
+    assert stages == [2, 3, 4][:len(stages)] and 1 not in stages
+    assert (resumed[0] == full[0]).all() and (resumed[1] == full[1]).all()
