@@ -90,12 +90,17 @@ class _Progress:
         s = self.stages.get(repr(eps))
         return None if s is None else (s["done"], np.array(s["robust"], dtype=bool), np.array(s["broken_by"]))
 
-    def saver(self, eps: float) -> Optional[Stage]:
+    def seconds(self, eps: float) -> float:
+        """Time the kept stages of this budget took, so a resumed check reports the whole check's time."""
+        return float(self.stages.get(repr(eps), {}).get("seconds", 0.0))
+
+    def saver(self, eps: float, started: float) -> Optional[Stage]:
         if self.path is None:
             return None
 
         def save(done: int, robust: np.ndarray, broken_by: np.ndarray) -> None:
-            self.stages[repr(eps)] = {"done": done, "robust": robust.tolist(), "broken_by": broken_by.tolist()}
+            self.stages[repr(eps)] = {"done": done, "robust": robust.tolist(), "broken_by": broken_by.tolist(),
+                                      "seconds": round(time.time() - started, 1)}
             tmp = self.path.with_suffix(self.path.suffix + ".tmp")
             tmp.write_text(json.dumps({"key": self.key, "stages": self.stages}))
             tmp.replace(self.path)
@@ -146,13 +151,13 @@ def compare(model_name: str, out: Path, n: int, batch_size: int = 100, seed: int
         board = clean.copy()
         for attack in item["attacks"]:
             board &= bits[row_label(attack, "Linf", eps)][:n]
-        started = time.time()
+        started = time.time() - kept.seconds(eps)
         aa = np.zeros(n, dtype=bool)
         broken_by = np.full(n, -1)
         ok = np.flatnonzero(clean)
         if len(ok):
             aa[ok], broken_by[ok] = _autoattack(bundle.classifier, x[ok], y[ok], eps, seed, batch_size,
-                                                kept.get(eps), kept.saver(eps))
+                                                kept.get(eps), kept.saver(eps, started))
         missed_ids = np.flatnonzero(board & ~aa)
         missed, extra = len(missed_ids), int((aa & ~board).sum())
         rows["budgets"].append({

@@ -101,7 +101,7 @@ def test_ranking_check_resumes_after_its_last_finished_stage_with_the_same_outco
     x, y = data.images[ok][:12], data.labels[ok][:12]
     path = tmp_path / "check.json.partial"
     kept = _Progress(path, {"n": 12, "seed": 0})
-    full = _autoattack(model, x, y, eps=0.002, seed=0, batch_size=5, on_stage=kept.saver(0.002))
+    full = _autoattack(model, x, y, eps=0.002, seed=0, batch_size=5, on_stage=kept.saver(0.002, 0.0))
     assert _Progress(path, {"n": 12, "seed": 1}).get(0.002) is None
     saved = _Progress(path, {"n": 12, "seed": 0}).get(0.002)
     assert saved is not None and saved[0] == 4 and (saved[1] == full[0]).all()
