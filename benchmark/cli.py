@@ -76,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--amp", choices=("none", "bf16"), default="none",
                    help="bf16 autocast of the models (for GPUs; changes the numbers slightly, see docs/PERFORMANCE.md)")
     p.add_argument("--channels-last", action="store_true", help="channels-last memory format on CUDA")
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="CPU threads for torch (default: torch's choice, one per core; beside another busy job use "
+                        "the free cores only, e.g. 1: more threads than free cores stall each other)")
     p.add_argument("--list-models", action="store_true", help="list the model zoo and whether files are present")
     p.add_argument("--list-suites", action="store_true", help="print every suite's attack matrix")
     return p
@@ -290,6 +293,8 @@ def check_arguments(args: argparse.Namespace) -> Plan:
         raise UsageError(f"--n-examples must be a positive number, got {args.n_examples}")
     if args.batch_size < 1:
         raise UsageError(f"--batch-size must be positive, got {args.batch_size}")
+    if args.threads is not None and args.threads < 1:
+        raise UsageError(f"--threads must be positive, got {args.threads}")
     try:
         suite = get_suite(args.suite or DEFAULT_SUITE)
     except KeyError as exc:
@@ -547,6 +552,9 @@ def publish_run(args: argparse.Namespace, plan: Plan, inputs: Inputs, result) ->
 def run(args: argparse.Namespace) -> int:
     """A benchmark run: check the arguments, load and check the inputs, run the suite, publish the entry."""
     plan = check_arguments(args)
+    if args.threads is not None:
+        import torch
+        torch.set_num_threads(args.threads)
     inputs = load_inputs(args, plan)
     result = run_suite(args, plan, inputs)
     if result is None:  # another rank than 0 under torchrun: rank 0 writes

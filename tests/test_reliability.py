@@ -220,6 +220,7 @@ BAD_INPUTS = [  # (case, argv built from the made files, what the error line mus
     ("--out is a file", lambda f: ["--out", str(f["a_file"])], "a file is in the way"),
     ("--out under a file", lambda f: ["--out", str(f["a_file"] / "board")], "is a file"),
     ("--name ...", lambda f: ["--name", "..."], "board label"),
+    ("--threads 0", lambda f: ["--threads", "0"], "--threads must be positive"),
     ("--name of 300 characters", lambda f: ["--name", "m" * 300], "board label"),
     ("an empty .pth", lambda f: ["--checkpoint", str(f["empty"])], "empty file"),
     ("a safetensors file cut in half", lambda f: ["--checkpoint", str(f["half"])], "truncated or corrupt safetensors"),
