@@ -124,6 +124,16 @@ def test_amp_override_is_checked():
     assert proc.returncode == 2 and "invalid choice: 'fp8'" in proc.stderr
 
 
+@pytest.mark.parametrize("option,value", [("--threads", "0"), ("--threads", "-1"), ("--max-steps", "0"),
+                                          ("--batch-size", "-8"), ("--epochs", "0"), ("--epochs", "nan")])
+def test_a_count_that_is_not_positive_is_one_line_and_exit_2(option, value, tmp_path, capsys):
+    from zoo.train.__main__ import main
+    assert main(["--recipe", "mae_vit_t_fmnist_advft", option, value, "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {option} must be positive, got ") and "\n" not in err
+    assert not (tmp_path / "run").exists()
+
+
 def test_mim_from_fine_tunes_a_shipped_variant_without_pretraining_and_ships_its_mim_weights(tmp_path):
     """`--mim-from NAME`: no MIM stage (even for a recipe with one, spectral norm included); the classifier starts
     from the named model's encoder and the shipped MIM weights are that model's, tensor for tensor."""

@@ -38,8 +38,21 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _bad_number(args: argparse.Namespace) -> Optional[str]:
+    """The first count or size option that is not positive, as a one-line error; None when all are fine."""
+    for option in ("threads", "max_steps", "batch_size", "epochs"):
+        value = getattr(args, option)
+        if value is not None and not value > 0:
+            return f"--{option.replace('_', '-')} must be positive, got {value}"
+    return None
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _parser().parse_args(argv)
+    bad = _bad_number(args)
+    if bad:
+        print(f"error: {bad}", file=sys.stderr)
+        return 2
     if args.list_recipes:
         recipes = [get_recipe(n) for n in list_recipes()]
         rows = [{"name": r.name, "defenses": r.defenses, "dataset": r.dataset, "runs_here": r.runs_here,
@@ -61,7 +74,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyError as exc:
         print(f"error: {exc.args[0]}", file=sys.stderr)
         return 2
-    if args.threads:
+    if args.threads is not None:
         import torch
         torch.set_num_threads(args.threads)
     from .trainer import mim_weights_file, resolve_device, train
