@@ -13,7 +13,7 @@ PY=${PY:-.venv/bin/python}
 LOGS=${LOGS:-runs/board}
 NPROC=${NPROC:-1}
 launch=($PY)
-[ "$NPROC" -gt 1 ] && launch=("$(dirname "$PY")/torchrun" --standalone --nproc_per_node "$NPROC")
+[ "$NPROC" -gt 1 ] && launch=($PY -m torch.distributed.run --standalone --nproc_per_node "$NPROC")  # = torchrun
 out=()
 while [ $# -gt 0 ]; do
   case $1 in
