@@ -39,3 +39,32 @@ def test_shipped_column_matches_zoo_weights():
         recipe = command.split("--recipe ")[1].rstrip("`")
         present = (REPO / "zoo" / "weights" / recipe / "card.json").is_file()
         assert shipped.startswith("yes") == present, f"{recipe}: README says {shipped!r}, weights present: {present}"
+
+
+
+def _findings_paragraph() -> str:
+    text = (REPO / "README.md").read_text()
+    start = text.index("What the Fashion-MNIST zoo shows under corruptions")
+    return text[start:text.index("\n\n", start)]
+
+
+def _corruption_summary_levels(table: str) -> set[str]:
+    """Point estimates of the Clean and Mean columns of a board's corruptions summary table."""
+    section = (REPO / "leaderboards" / "fashion_mnist" / f"{table}.md").read_text().split("### Suite `corruptions`")[1]
+    rows = [line for line in section.split("\n\n")[2].splitlines() if line.startswith("| ") and "`" in line]
+    cells = [[c.strip() for c in row.strip("|").split("|")] for row in rows]
+    return {c[i].split(" (")[0] for c in cells for i in (3, -1)}
+
+
+def test_corruption_findings_quote_the_boards():
+    """The hand-written corruptions findings quote accuracies and PSNRs: each level they name (a number of two
+    or more integer digits with % or dB, alone or as either end of a range) must be a Clean or Mean figure of the
+    generated corruptions boards, so a re-run that moves the board fails here until the prose is updated.
+    Differences (one integer digit) are not checked."""
+    levels = _corruption_summary_levels("downstream") | _corruption_summary_levels("reconstruction")
+    assert len(levels) >= 20, f"corruptions summary tables not found: {sorted(levels)}"
+    quoted = set()
+    for a, b in re.findall(r"(\d{2,}\.\d+)(?:-(\d{2,}\.\d+))?(?= ?%| ?dB| vs)", _findings_paragraph()):
+        quoted.update(v for v in (a, b) if v)
+    assert len(quoted) >= 15, f"too few quoted levels found: {sorted(quoted)}"
+    assert not quoted - levels, f"README corruptions findings quote numbers not on the boards: {sorted(quoted - levels)}"
