@@ -1,10 +1,13 @@
 """The README's "Defended variants" table: every defense explained in a row whose training command names a
-registered recipe with that defense, and whose "shipped" column matches what is in zoo/weights/."""
+registered recipe with that defense, and whose "shipped" column matches what is in zoo/weights/; and the
+hand-written corruptions findings, whose figures must be those of the committed boards."""
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
+from benchmark.leaderboard.boards import build_boards
+from benchmark.leaderboard.entries import read_entries
 from zoo.train import get_recipe, list_recipes
 from zoo.train.defenses import ALL_DEFENSES
 
@@ -41,19 +44,17 @@ def test_shipped_column_matches_zoo_weights():
         assert shipped.startswith("yes") == present, f"{recipe}: README says {shipped!r}, weights present: {present}"
 
 
-
 def _findings_paragraph() -> str:
     text = (REPO / "README.md").read_text()
     start = text.index("What the Fashion-MNIST zoo shows under corruptions")
     return text[start:text.index("\n\n", start)]
 
 
-def _corruption_summary_levels(table: str) -> set[str]:
-    """Point estimates of the Clean and Mean columns of a board's corruptions summary table."""
-    section = (REPO / "leaderboards" / "fashion_mnist" / f"{table}.md").read_text().split("### Suite `corruptions`")[1]
-    rows = [line for line in section.split("\n\n")[2].splitlines() if line.startswith("| ") and "`" in line]
-    cells = [[c.strip() for c in row.strip("|").split("|")] for row in rows]
-    return {c[i].split(" (")[0] for c in cells for i in (3, -1)}
+def _corruption_board_levels() -> set[str]:
+    """The Clean and Mean figures of the committed corruptions boards, as the boards print them."""
+    boards = build_boards(read_entries(REPO / "leaderboards", "fashion_mnist"), "fashion_mnist")
+    return {b.fmt_value(v, interval=False) for b in boards if b.suite == "corruptions"
+            for r in b.ranked for v in (r.clean, r.score)}
 
 
 def test_corruption_findings_quote_the_boards():
@@ -61,8 +62,8 @@ def test_corruption_findings_quote_the_boards():
     or more integer digits with % or dB, alone or as either end of a range) must be a Clean or Mean figure of the
     generated corruptions boards, so a re-run that moves the board fails here until the prose is updated.
     Differences (one integer digit) are not checked."""
-    levels = _corruption_summary_levels("downstream") | _corruption_summary_levels("reconstruction")
-    assert len(levels) >= 20, f"corruptions summary tables not found: {sorted(levels)}"
+    levels = _corruption_board_levels()
+    assert len(levels) >= 20, f"corruptions boards not found: {sorted(levels)}"
     quoted = set()
     for a, b in re.findall(r"(\d{2,}\.\d+)(?:-(\d{2,}\.\d+))?(?= ?%| ?dB| vs)", _findings_paragraph()):
         quoted.update(v for v in (a, b) if v)
