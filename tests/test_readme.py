@@ -1,8 +1,9 @@
 """The README's "Defended variants" table: every defense explained in a row whose training command names a
 registered recipe with that defense, and whose "shipped" column matches what is in zoo/weights/; and the
-hand-written corruptions findings, whose figures must be those of the committed boards."""
+hand-written corruptions and transfer findings, whose figures must be those of the committed boards and entries."""
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -44,10 +45,18 @@ def test_shipped_column_matches_zoo_weights():
         assert shipped.startswith("yes") == present, f"{recipe}: README says {shipped!r}, weights present: {present}"
 
 
-def _findings_paragraph() -> str:
+_LEVEL = re.compile(r"(\d{2,}\.\d+)(?:-(\d{2,}\.\d+))?(?= ?%| ?dB| vs)")
+
+
+def _findings_paragraph(suite: str = "corruptions") -> str:
     text = (REPO / "README.md").read_text()
-    start = text.index("What the Fashion-MNIST zoo shows under corruptions")
+    start = text.index(f"What the Fashion-MNIST zoo shows under {suite}")
     return text[start:text.index("\n\n", start)]
+
+
+def _quoted_levels(paragraph: str) -> set[str]:
+    """Levels a paragraph names: numbers of two or more integer digits with % or dB, alone or as a range's end."""
+    return {v for pair in _LEVEL.findall(paragraph) for v in pair if v}
 
 
 def _corruption_board_levels() -> set[str]:
@@ -64,8 +73,34 @@ def test_corruption_findings_quote_the_boards():
     Differences (one integer digit) are not checked."""
     levels = _corruption_board_levels()
     assert len(levels) >= 20, f"corruptions boards not found: {sorted(levels)}"
-    quoted = set()
-    for a, b in re.findall(r"(\d{2,}\.\d+)(?:-(\d{2,}\.\d+))?(?= ?%| ?dB| vs)", _findings_paragraph()):
-        quoted.update(v for v in (a, b) if v)
+    quoted = _quoted_levels(_findings_paragraph())
     assert len(quoted) >= 15, f"too few quoted levels found: {sorted(quoted)}"
     assert not quoted - levels, f"README corruptions findings quote numbers not on the boards: {sorted(quoted - levels)}"
+
+
+def _transfer_rows() -> dict[str, dict]:
+    """Each Fashion-MNIST entry's committed transfer run, by model."""
+    runs = {}
+    for path in sorted((REPO / "leaderboards" / "fashion_mnist" / "entries").glob("*.json")):
+        run = json.loads(path.read_text()).get("runs", {}).get("transfer")
+        if run and run.get("complete"):
+            runs[path.stem] = run
+    return runs
+
+
+def test_transfer_findings_quote_the_entries():
+    """The hand-written transfer findings quote per-attack accuracies (in %, one decimal) and masked PSNRs (in dB,
+    two decimals) of the committed transfer runs, and say how many models have one: a re-run or a new entry that
+    changes either fails here until the prose is updated. Differences (one integer digit) are not checked."""
+    runs = _transfer_rows()
+    levels = {f"{100 * r['accuracy']:.1f}" for run in runs.values() for r in run["downstream"]}
+    levels |= {f"{r['psnr']:.2f}" for run in runs.values() for r in run["reconstruction"] if r["psnr"] is not None}
+    paragraph = _findings_paragraph("transfer")
+    quoted = _quoted_levels(paragraph)
+    assert len(quoted) >= 15, f"too few quoted levels found: {sorted(quoted)}"
+    assert not quoted - levels, f"README transfer findings quote numbers not in the entries: {sorted(quoted - levels)}"
+    count = re.search(r"(\d+) of (\d+) models", paragraph)
+    assert count, "the transfer findings do not say how many models they cover ('N of M models')"
+    models = len(list((REPO / "leaderboards" / "fashion_mnist" / "entries").glob("*.json")))
+    assert (int(count.group(1)), int(count.group(2))) == (len(runs), models), (
+        f"README says {count.group(0)}, the entries hold {len(runs)} transfer runs of {models} models")
