@@ -3,7 +3,6 @@ registered recipe with that defense, and whose "shipped" column matches what is 
 hand-written corruptions and transfer findings, whose figures must be those of the committed boards and entries."""
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
@@ -78,29 +77,19 @@ def test_corruption_findings_quote_the_boards():
     assert not quoted - levels, f"README corruptions findings quote numbers not on the boards: {sorted(quoted - levels)}"
 
 
-def _transfer_rows() -> dict[str, dict]:
-    """Each Fashion-MNIST entry's committed transfer run, by model."""
-    runs = {}
-    for path in sorted((REPO / "leaderboards" / "fashion_mnist" / "entries").glob("*.json")):
-        run = json.loads(path.read_text()).get("runs", {}).get("transfer")
-        if run and run.get("complete"):
-            runs[path.stem] = run
-    return runs
-
-
 def test_transfer_findings_quote_the_entries():
     """The hand-written transfer findings quote per-attack accuracies (in %, one decimal) and masked PSNRs (in dB,
     two decimals) of the committed transfer runs, and say how many models have one: a re-run or a new entry that
     changes either fails here until the prose is updated. Differences (one integer digit) are not checked."""
-    runs = _transfer_rows()
-    levels = {f"{100 * r['accuracy']:.1f}" for run in runs.values() for r in run["downstream"]}
-    levels |= {f"{r['psnr']:.2f}" for run in runs.values() for r in run["reconstruction"] if r["psnr"] is not None}
+    entries = read_entries(REPO / "leaderboards", "fashion_mnist")
+    runs = [e["runs"]["transfer"] for e in entries if e.get("runs", {}).get("transfer", {}).get("complete")]
+    levels = {f"{100 * r['accuracy']:.1f}" for run in runs for r in run["downstream"]}
+    levels |= {f"{r['psnr']:.2f}" for run in runs for r in run["reconstruction"] if r["psnr"] is not None}
     paragraph = _findings_paragraph("transfer")
     quoted = _quoted_levels(paragraph)
     assert len(quoted) >= 15, f"too few quoted levels found: {sorted(quoted)}"
     assert not quoted - levels, f"README transfer findings quote numbers not in the entries: {sorted(quoted - levels)}"
     count = re.search(r"(\d+) of (\d+) models", paragraph)
     assert count, "the transfer findings do not say how many models they cover ('N of M models')"
-    models = len(list((REPO / "leaderboards" / "fashion_mnist" / "entries").glob("*.json")))
-    assert (int(count.group(1)), int(count.group(2))) == (len(runs), models), (
-        f"README says {count.group(0)}, the entries hold {len(runs)} transfer runs of {models} models")
+    assert (int(count.group(1)), int(count.group(2))) == (len(runs), len(entries)), (
+        f"README says {count.group(0)}, the entries hold {len(runs)} transfer runs of {len(entries)} models")
