@@ -4,11 +4,11 @@ so a re-run or a new entry fails here until the table is updated."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 from benchmark.leaderboard.entries import read_entries
 
-REPO = Path(__file__).resolve().parents[1]
+from .helpers import REPO
+
 SUITES = ("universal", "corruptions", "transfer")
 BASELINE = "mae_vit_t_fmnist"
 
@@ -36,7 +36,7 @@ def _recorded_seconds() -> dict[str, dict[str, int]]:
         for suite in SUITES:
             run = entry.get("runs", {}).get(suite, {})
             if run.get("complete") and run.get("seconds") is not None:
-                recorded[suite][entry["model"]] = int(f"{run['seconds']:.0f}")
+                recorded[suite][entry["model"]] = round(run["seconds"])
     return recorded
 
 
