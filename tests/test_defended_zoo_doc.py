@@ -3,11 +3,9 @@ committed `pgd` entry's accuracy at Linf 0.1 (or say "not yet on the board" when
 stale when entries are re-run."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 
-REPO = Path(__file__).resolve().parents[1]
+from .helpers import REPO
 
 
 def _shipped_rows() -> list[list[str]]:

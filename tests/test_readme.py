@@ -4,14 +4,13 @@ hand-written corruptions and transfer findings, whose figures must be those of t
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 from benchmark.leaderboard.boards import build_boards
 from benchmark.leaderboard.entries import read_entries
 from zoo.train import get_recipe, list_recipes
 from zoo.train.defenses import ALL_DEFENSES
 
-REPO = Path(__file__).resolve().parents[1]
+from .helpers import REPO
 
 
 def _defense_rows() -> list[list[str]]:
