@@ -50,3 +50,20 @@ def test_a_resumed_run_counts_the_time_of_the_records_it_reuses(tmp_path, monkey
     assert resumed.get("c", "b1") == {"v": [2]} and resumed.reused_seconds == 10.0
     resumed.put("c", "b2", {"v": [3]})               # this process's own work: not reused
     assert resumed.get("c", "b2") == {"v": [3]} and resumed.reused_seconds == 10.0
+
+
+def test_records_of_ranks_that_ran_side_by_side_count_their_time_once(tmp_path, monkeypatch):
+    """Two ranks of a torchrun run each wrote their own file at the same time: a resumed run that reuses both
+    files' records counts the longer rank's time (the wall time they took), not the two added up."""
+    import benchmark.runner.store as S
+    clock = iter([0.0, 0.0, 4.0, 5.0, 9.0, 10.0, 100.0])
+    monkeypatch.setattr(S.time, "time", lambda: next(clock))
+    rank0, rank1 = FileStore(tmp_path, "k", rank=0), FileStore(tmp_path, "k", rank=1)  # both opened at t=0
+    rank0.put("c", "b0", {"v": [1]})                 # rank 0: 4 s
+    rank1.put("c", "b1", {"v": [2]})                 # rank 1: 5 s
+    rank0.put("c", "b2", {"v": [3]})                 # rank 0: 5 s more (9 s in all)
+    rank1.put("c", "b3", {"v": [4]})                 # rank 1: 5 s more (10 s in all)
+    resumed = FileStore(tmp_path, "k")               # opened at t=100, reads both files
+    for batch in ("b0", "b1", "b2", "b3"):
+        assert resumed.get("c", batch) is not None
+    assert resumed.reused_seconds == 10.0            # the slower rank's wall time, not 19 s

@@ -5,7 +5,8 @@ seed) and the per-sample values. The file is keyed by what determines the number
 hashes, the dataset, the code version), so a rerun of the same command reads back what is done and
 computes only what is missing. A torn last line (a kill in the middle of a write) is ignored.
 Under torchrun every rank appends to its own file; every rank reads all of them. Each record also keeps the wall
-time its process spent since its previous record, so a resumed run can count the time of the parts it reuses.
+time its process spent since its previous record, so a resumed run can count the time of the parts it reuses. The
+ranks of a run work side by side, so the reused time is the largest per-file sum, not the sum over all files.
 """
 from __future__ import annotations
 
@@ -34,8 +35,9 @@ class FileStore:
         self.key, self.rank = key, rank
         self.path = self.folder / f"{key}.rank{rank}.jsonl"
         self._data: dict[tuple[str, str], dict[str, list]] = {}
-        self._earlier: dict[tuple[str, str], float] = {}   # seconds of records written by earlier processes
-        self.reused_seconds = 0.0                           # their sum over the records this process has read
+        # seconds of records written by earlier processes, with the rank file that holds each
+        self._earlier: dict[tuple[str, str], tuple[str, float]] = {}
+        self._reused_by_file: dict[str, float] = {}        # their per-file sums over the records read so far
         self._drop_torn_tail()
         self.reload()
         self._clock = time.time()
@@ -63,17 +65,25 @@ class FileStore:
                         continue
                     if rec.get("format") == STORE_FORMAT:
                         self._data[(rec["cell"], rec["batch"])] = rec["values"]
-                        self._earlier.setdefault((rec["cell"], rec["batch"]), float(rec.get("seconds", 0.0)))
+                        self._earlier.setdefault((rec["cell"], rec["batch"]),
+                                                 (path.name, float(rec.get("seconds", 0.0))))
 
     def restart_clock(self) -> None:
         """Start timing the next record now (a run calls it as it starts: loading is no record's time)."""
         self._clock = time.time()
 
+    @property
+    def reused_seconds(self) -> float:
+        """Wall time earlier processes spent on the records read so far: the largest per-rank-file sum, since
+        the ranks that wrote those files ran side by side (summing the files would count that time once per rank)."""
+        return max(self._reused_by_file.values(), default=0.0)
+
     def get(self, cell_key: str, batch_key: str) -> Optional[dict[str, list]]:
-        """The stored record, or None; a record of an earlier process adds its seconds to `reused_seconds` once."""
-        seconds = self._earlier.pop((cell_key, batch_key), None)
-        if seconds is not None:
-            self.reused_seconds += seconds
+        """The stored record, or None; a record of an earlier process counts its seconds once, to its rank file."""
+        earlier = self._earlier.pop((cell_key, batch_key), None)
+        if earlier is not None:
+            name, seconds = earlier
+            self._reused_by_file[name] = self._reused_by_file.get(name, 0.0) + seconds
         return self._data.get((cell_key, batch_key))
 
     def put(self, cell_key: str, batch_key: str, record: dict[str, list]) -> None:
