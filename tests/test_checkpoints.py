@@ -73,3 +73,18 @@ def test_fp16_safetensors_round_trip(tmp_path):
     torch.nn.init.zeros_(other.decoder_pred.weight)
     zoo.load_checkpoint(other, tmp_path / "w.safetensors")
     torch.testing.assert_close(other.decoder_pred.weight, model.decoder_pred.weight.half().float())
+
+
+def test_same_weights_and_metadata_give_the_same_bytes(tmp_path):
+    """safetensors writes `__metadata__` in a random order; save_weights sorts it, so a re-run leaves files (and
+    their sha256, and git) unchanged, and the file still reads back whole."""
+    from safetensors import safe_open
+    state = {"w": torch.arange(6.0).view(2, 3), "step": torch.tensor([3])}
+    metadata = {str(k): f"value {k}" for k in range(16)}
+    digests = {save_weights(state, tmp_path / f"w{i}.safetensors", metadata=metadata) for i in range(4)}
+    assert len(digests) == 1
+    with safe_open(str(tmp_path / "w0.safetensors"), "pt") as f:
+        assert f.metadata() == metadata
+        assert torch.equal(f.get_tensor("w"), state["w"].half()) and torch.equal(f.get_tensor("step"), state["step"])
+    header = (tmp_path / "w0.safetensors").read_bytes()
+    assert header.index(b'"0":') < header.index(b'"1":') < header.index(b'"10":') < header.index(b'"9":')

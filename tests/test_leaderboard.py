@@ -34,7 +34,7 @@ from benchmark.leaderboard.entries import (
     validate_entry,
     write_entry,
 )
-from benchmark.leaderboard.examples import save_examples
+from benchmark.leaderboard.examples import load_examples, save_examples
 from benchmark.leaderboard.lock import BoardLockTimeout, board_lock
 from benchmark.leaderboard.outcomes import build_outcomes, worst_case
 from benchmark.leaderboard.submit import SubmissionError, check_board
@@ -447,3 +447,14 @@ def test_no_anchor_comparison_without_anchors_or_at_another_budget(synthetic_boa
     out = tmp_path / "lb"                                                 # fashion_mnist at budgets k/255: not 0.1
     write_entry(out, "fashion_mnist", "m", make_base(1), "pgd", make_run("m", 20.0, 0.9))
     assert "best here" not in markdown.readme_block(out)
+
+
+def test_the_same_examples_are_written_as_the_same_bytes(tmp_path):
+    """A re-run writes its examples again: same tensors and cell, same file, so git sees no change (safetensors
+    alone orders the metadata at random)."""
+    paths = [tmp_path / f"e{i}.safetensors" for i in range(4)]
+    for path in paths:
+        save_examples(path, make_examples())
+    assert len({path.read_bytes() for path in paths}) == 1
+    loaded = load_examples(paths[0])
+    assert loaded["meta"]["cell"] == "synthetic" and loaded["clean"].shape == (3, 3, 32, 32)

@@ -162,7 +162,38 @@ def save_weights(model_or_state: Union[nn.Module, Mapping[str, torch.Tensor]], p
         out[k] = (v.to(dtype) if v.is_floating_point() else v).contiguous()
     with atomic_path(path) as tmp:
         save_file(out, str(tmp), metadata=metadata)
+        _sort_metadata(tmp)
     return sha256sum(path)
+
+
+def _sort_metadata(path: Path) -> None:
+    """Sort the `__metadata__` keys of a safetensors file's header in place (see `sorted_metadata_header`)."""
+    with open(path, "r+b") as f:
+        size = int.from_bytes(f.read(8), "little")
+        header = sorted_metadata_header(f.read(size))
+        f.seek(8)
+        f.write(header)
+
+
+def sorted_metadata_header(header: bytes) -> bytes:
+    """A safetensors JSON header with its `__metadata__` keys sorted, at the same length, so the same tensors and
+    metadata give the same bytes (and sha256): safetensors 0.8 writes them in a random order (its issue #584).
+    The header is JSON padded with spaces, so reordering never moves the tensor data."""
+    import json
+    parsed = json.loads(header)
+    if not parsed.get("__metadata__"):
+        return header
+    parsed["__metadata__"] = dict(sorted(parsed["__metadata__"].items()))
+    text = json.dumps(parsed, separators=(",", ":"), ensure_ascii=False).encode()
+    if len(text) > len(header):  # another JSON spelling than the library's: keep its header
+        return header
+    return text.ljust(len(header), b" ")
+
+
+def sorted_metadata_bytes(data: bytes) -> bytes:
+    """`safetensors.torch.save` output with its `__metadata__` keys sorted (see `sorted_metadata_header`)."""
+    size = int.from_bytes(data[:8], "little")
+    return data[:8] + sorted_metadata_header(data[8:8 + size]) + data[8 + size:]
 
 
 def check_finite(model: nn.Module, source: str = "checkpoint") -> None:

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from zoo.checkpoints import sorted_metadata_bytes
 from zoo.fileio import atomic_write_bytes
 
 from .entries import safe_name
@@ -38,7 +39,8 @@ def save_examples(path: Path, ex: dict[str, Any]) -> None:
                "sample_ids": ex["sample_ids"].to(torch.int64).contiguous(),
                "psnr_clean": ex["psnr_clean"].float().contiguous(),
                "psnr_attacked": ex["psnr_attacked"].float().contiguous()}
-    atomic_write_bytes(Path(path), save(tensors, metadata={k: str(v) for k, v in ex["meta"].items()}))
+    data = save(tensors, metadata={k: str(v) for k, v in ex["meta"].items()})
+    atomic_write_bytes(Path(path), sorted_metadata_bytes(data))  # same examples, same bytes
 
 
 def load_examples(path: Path) -> dict[str, Any]:
