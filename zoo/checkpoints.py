@@ -5,6 +5,7 @@ Official files (`{'model': state_dict}`), bare state dicts and safetensors all l
 """
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import warnings
@@ -179,7 +180,6 @@ def sorted_metadata_header(header: bytes) -> bytes:
     """A safetensors JSON header with its `__metadata__` keys sorted, at the same length, so the same tensors and
     metadata give the same bytes (and sha256): safetensors 0.8 writes them in a random order (its issue #584).
     The header is JSON padded with spaces, so reordering never moves the tensor data."""
-    import json
     parsed = json.loads(header)
     if not parsed.get("__metadata__"):
         return header
