@@ -522,7 +522,7 @@ def publish_run(args: argparse.Namespace, plan: Plan, inputs: Inputs, result) ->
         except Exception as exc:  # pictures are a courtesy: never lose a finished run over them
             print(f"warning: no reconstruction examples ({type(exc).__name__}: {exc})", file=sys.stderr)
     record = _run_record(args, plan, inputs, result)
-    base = {"card": bundle.card.to_dict(), "checkpoints": inputs.checkpoints}
+    base = {"card": bundle.card.entry_dict(), "checkpoints": inputs.checkpoints}
     print(run_summary(result.reconstruction, result.downstream))
     clean_top1 = next((r["accuracy"] for r in result.downstream if r["attack"] == "none"), None)
     warning = expected_top1_warning(bundle.card, inputs.dataset, result.n, clean_top1)

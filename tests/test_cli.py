@@ -43,6 +43,7 @@ def test_default_run_writes_tidy_tables(default_run):
     entry = json.loads((out / "fashion_mnist" / "entries" / "mae_vit_t_fmnist.json").read_text())
     settings = entry["runs"]["pgd"]["settings"]
     assert settings["n"] == 24 and settings["amp"] == "none" and settings["early_stop"] is True
+    assert entry["card"]["local_dir"] == "zoo/weights/mae_vit_t_fmnist"   # portable: no machine's path
 
 
 def test_attacks_hurt_and_grow_with_eps(default_run):

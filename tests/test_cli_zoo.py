@@ -93,3 +93,16 @@ def test_expected_top1_warning(dataset, n, acc, warns):
     assert (msg is not None) == warns
     if warns:
         assert "\n" not in msg and "0.852" in msg and "beit_b" in msg
+
+
+@pytest.mark.parametrize("folder,recorded", [
+    ("/work/board3/zoo/weights/mae_vit_t_fmnist_trades", "zoo/weights/mae_vit_t_fmnist_trades"),  # any worktree
+    ("/home/alice/runs/my_mae", "my_mae"),                                 # a user's trainer folder: its name only
+    ("relative/zoo/weights/x", "zoo/weights/x"),
+])
+def test_entries_record_a_portable_trainer_folder(folder, recorded):
+    """An entry's card names the shipped zoo folder relative to the repository, a user's folder by its name:
+    a committed or submitted entry carries no absolute path of the machine that ran it."""
+    card = zoo.ModelCard("m", "mae", {}, "fashion_mnist", {}, local_dir=folder)
+    assert card.entry_dict()["local_dir"] == recorded and card.to_dict()["local_dir"] == folder
+    assert zoo.ModelCard("m", "mae", {}, "fashion_mnist", {}).entry_dict()["local_dir"] is None

@@ -366,6 +366,17 @@ def test_the_readme_shows_the_current_board():
     assert report.main(["--out", str(REPO / "leaderboards"), "--readme", str(REPO / "README.md"), "--check"]) == 0
 
 
+def test_committed_entries_name_no_machine_path():
+    """Every committed entry's card holds the portable trainer folder (`zoo.registry.portable_dir`), never the
+    absolute path of the clone or worktree that ran it."""
+    from zoo.registry import portable_dir
+    paths = sorted((REPO / "leaderboards").glob("*/entries/*.json"))
+    assert paths
+    for path in paths:
+        local_dir = read_entry(path)["card"].get("local_dir")
+        assert local_dir is None or (local_dir == portable_dir(local_dir) and not Path(local_dir).is_absolute()), path
+
+
 def test_html_renders_in_headless_chromium_with_tables_and_plots(synthetic_board, tmp_path):
     binary = browser.find_chromium()
     if binary is None:

@@ -61,6 +61,23 @@ class ModelCard:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def entry_dict(self) -> dict[str, Any]:
+        """The card as a leaderboard entry records it: `local_dir` made portable (`portable_dir`), so a committed
+        entry names no machine's or worktree's absolute path."""
+        card = self.to_dict()
+        if self.local_dir is not None:
+            card["local_dir"] = portable_dir(self.local_dir)
+        return card
+
+
+def portable_dir(folder: str) -> str:
+    """`zoo/weights/<name>` for a folder of the shipped zoo (in whichever clone or worktree), else the folder's
+    name alone: where the weights were is not the entry's business, only that a trainer folder held them."""
+    path = Path(folder)
+    if path.parent.name == WEIGHTS_DIR.name and path.parent.parent.name == WEIGHTS_DIR.parent.name:
+        return f"{WEIGHTS_DIR.parent.name}/{WEIGHTS_DIR.name}/{path.name}"
+    return path.name
+
 
 MODELS: Registry[ModelCard] = Registry("model")
 
