@@ -88,7 +88,8 @@ def test_transfer_findings_quote_the_entries():
     quoted = _quoted_levels(paragraph)
     assert len(quoted) >= 15, f"too few quoted levels found: {sorted(quoted)}"
     assert not quoted - levels, f"README transfer findings quote numbers not in the entries: {sorted(quoted - levels)}"
-    count = re.search(r"(\d+) of (\d+) models", paragraph)
-    assert count, "the transfer findings do not say how many models they cover ('N of M models')"
-    assert (int(count.group(1)), int(count.group(2))) == (len(runs), len(entries)), (
-        f"README says {count.group(0)}, the entries hold {len(runs)} transfer runs of {len(entries)} models")
+    count = re.search(r"(\d+) of (\d+) models", paragraph) or re.search(r"all (\d+)() models", paragraph)
+    assert count, "the transfer findings do not say how many models they cover ('N of M models', 'all N models')"
+    covered, of = int(count.group(1)), int(count.group(2) or count.group(1))
+    assert (covered, of) == (len(runs), len(entries)), (
+        f"README says {count.group(0)!r}, the entries hold {len(runs)} transfer runs of {len(entries)} models")
